@@ -1,0 +1,36 @@
+# stylegan-lightning -- `make test` and `make demo` create the environment on first use.
+#
+# CPU machines: the constraints file pins torch 2.13.0 (CPU build) + torchvision 0.28.0 + numpy<2 so that no
+# package pulls a CUDA torch. On a GPU machine install torch your own way first, then e.g.
+#   make env VENV=.venv-gpu CONSTRAINTS= SYSTEM_SITE=--system-site-packages
+
+PYTHON ?= python3
+VENV ?= .venv
+CONSTRAINTS ?= constraints-cpu.txt
+SYSTEM_SITE ?=
+PIP_C = $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.stylegan-lightning-installed
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: env test test-all demo bench clean-env
+
+$(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
+	$(BIN)/python -m pip install -q $(PIP_C) torch torchvision
+	$(BIN)/python -m pip install -q $(PIP_C) -e ".[test]"
+	touch $(STAMP)
+
+env: $(STAMP)  ## create / update the virtual environment
+
+test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)  ## generate a sample grid and print timings
+	$(BIN)/stylegan-lightning sample --config configs/demo/sample.yaml
+
+bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)
+	$(BIN)/python benchmarks/bench_backbone.py
+
+clean-env:
+	rm -rf $(VENV)

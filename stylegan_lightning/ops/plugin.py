@@ -1,0 +1,81 @@
+"""Lazy, once-per-process build of the CUDA kernels in ``csrc/``.
+
+A kernel is compiled with :func:`torch.utils.cpp_extension.load` the first time an op meets a CUDA tensor.
+The result -- the loaded module or the failure -- is remembered, so a failed build warns once and every later
+call goes straight to the reference implementation instead of trying to compile again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
+PLUGINS = {"upfirdn2d": "upfirdn2d.cu", "bias_act": "bias_act.cu"}
+
+_cache: dict[str, ModuleType | BaseException] = {}
+_lock = threading.Lock()
+
+
+def _build(name: str) -> ModuleType:
+    import torch
+    from torch.utils import cpp_extension
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is not available in this PyTorch build")
+    source = SOURCE_DIR / PLUGINS[name]
+    digest = hashlib.sha1(source.read_bytes()).hexdigest()[:10]  # a changed source gets a fresh build dir
+    return cpp_extension.load(
+        name=f"stylegan_lightning_{name}_{digest}",
+        sources=[str(source)],
+        extra_cflags=["-O3"],
+        extra_cuda_cflags=["-O3"],
+        verbose=os.environ.get("STYLEGAN_LIGHTNING_VERBOSE_BUILD", "") not in ("", "0"),
+    )
+
+
+def get_plugin(name: str, required: bool = False) -> ModuleType | None:
+    """The compiled module for ``name``, building it on first use; ``None`` if it cannot be built.
+
+    With ``required=True`` a failed build raises instead of returning ``None``.
+    """
+    if name not in PLUGINS:
+        raise KeyError(f"unknown CUDA op {name!r}; known: {sorted(PLUGINS)}")
+    with _lock:
+        if name not in _cache:
+            try:
+                _cache[name] = _build(name)
+            except Exception as error:  # noqa: BLE001 - any build failure means "use the reference"
+                _cache[name] = error
+                warnings.warn(
+                    f"stylegan_lightning: the CUDA kernel '{name}' could not be built ({type(error).__name__}: "
+                    f"{error}). Using the PyTorch reference implementation for this process (same results, "
+                    "slower). Usual fixes: `pip install ninja`, a CUDA toolkit matching torch.version.cuda, "
+                    "removing ~/.cache/torch_extensions. Set STYLEGAN_LIGHTNING_OPS=ref to skip the build.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        result = _cache[name]
+    if isinstance(result, BaseException):
+        if required:
+            raise RuntimeError(f"the CUDA kernel '{name}' is unavailable") from result
+        return None
+    return result
+
+
+def plugin_status() -> dict[str, str]:
+    """What happened to each kernel so far: ``not built``, ``loaded`` or ``failed: <reason>``."""
+    status = {}
+    for name in PLUGINS:
+        result = _cache.get(name)
+        if result is None:
+            status[name] = "not built"
+        elif isinstance(result, BaseException):
+            status[name] = f"failed: {type(result).__name__}: {result}"
+        else:
+            status[name] = "loaded"
+    return status

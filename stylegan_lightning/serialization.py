@@ -1,0 +1,123 @@
+"""Safe reading of weight files: nothing in a checkpoint is ever executed.
+
+- :func:`safe_torch_load` reads PyTorch files with ``torch.load(weights_only=True)`` (tensors, containers and
+  plain values only; ``argparse.Namespace`` is also accepted because rosinality's training checkpoints carry
+  one).
+- :func:`restricted_pickle_load` reads a plain pickle through an allow-list: every global the pickle names must be
+  on the list, or loading stops with :class:`UnsafeCheckpointError` before anything is called.
+- :func:`require_file` turns a missing weight file into an error that says which file and what it is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A weight file is missing, unreadable, or does not match the model it is loaded into."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A weight file asks to import or run something that is not plain data; it was not loaded."""
+
+
+def require_file(path: str | Path, purpose: str) -> Path:
+    """``path`` as a ``Path`` if it is an existing file, otherwise a :class:`CheckpointError` naming it."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        where = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"{purpose}: file '{path}' {where}. Nothing is downloaded at run time: put the "
+                              "file there or point the configuration at it.")
+    return path
+
+
+def safe_torch_load(path: str | Path, purpose: str = "checkpoint") -> Any:
+    """Load a PyTorch file with ``weights_only=True`` onto the CPU."""
+    path = require_file(path, purpose)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"{purpose}: '{path}' contains objects other than tensors and plain data, so it was not loaded "
+            f"(refused by torch.load(weights_only=True): {str(error).splitlines()[0]})"
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file ({error})") from error
+
+
+def _load_storage_bytes(data: bytes) -> Any:
+    """Tensors pickled with plain ``pickle`` carry their storage as an embedded ``torch.save`` blob."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+# Globals every tensor-carrying pickle needs; loaders add their format's own inert stand-ins.
+TENSOR_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
+}
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable[..., Any]]:
+    import importlib
+
+    import numpy as np
+
+    try:
+        core = importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # numpy < 1.25
+        core = importlib.import_module("numpy.core.multiarray")
+    found: dict[tuple[str, str], Callable[..., Any]] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found[(module, "_reconstruct")] = core._reconstruct
+        found[(module, "scalar")] = core.scalar
+    return found
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    def __init__(self, file, allowed: Mapping[tuple[str, str], Callable[..., Any]], purpose: str):
+        super().__init__(file)
+        self.allowed = allowed
+        self.purpose = purpose
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpointError(
+                f"{self.purpose}: the file asks for '{module}.{name}', which is not plain data; refusing to load it "
+                "(files are never allowed to import or run code)"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeCheckpointError(f"{self.purpose}: unexpected persistent id {pid!r} in a plain pickle")
+
+
+def restricted_pickle_load(
+    path: str | Path, extra_globals: Mapping[tuple[str, str], Callable[..., Any]], purpose: str
+) -> Any:
+    """Unpickle ``path`` allowing only tensors, numpy arrays/scalars, standard containers and ``extra_globals``
+    (which must be inert stand-ins, never the original classes)."""
+    path = require_file(path, purpose)
+    allowed = {**TENSOR_GLOBALS, **_numpy_globals(), **extra_globals}
+    with open(path, "rb") as handle:
+        try:
+            return _AllowListUnpickler(handle, allowed, purpose).load()
+        except UnsafeCheckpointError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, RuntimeError) as error:
+            raise CheckpointError(f"{purpose}: '{path}' is not a readable pickle ({error})") from error

@@ -1,0 +1,219 @@
+"""Generator / discriminator checkpoints: import from every public format, export to rosinality ``.pt``.
+
+Supported inputs (detected from the content, not the file name):
+
+- rosinality ``.pt``: ``{"g_ema" | "g", ["d"], ["latent_avg"], ...}`` (also training checkpoints with ``args``);
+- NVlabs stylegan2-ada-pytorch / stylegan3 ``.pkl`` (StyleGAN2 generators), read without executing code;
+- pSp / e4e / HyperStyle ``.pt``: ``{"state_dict": {"decoder.*": ...}, "latent_avg", "opts"}``;
+- this project's Lightning checkpoints and exports (``{"state_dict": {...generator...}}``).
+
+The generator architecture is read from the tensor shapes (size, style_dim, n_mlp, channel layout); exports
+also record it under ``"generator_config"``. Only ``lr_mlp`` cannot be seen in the weights: it defaults to the
+official 0.01 and can be overridden.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..serialization import CheckpointError, require_file, safe_torch_load
+from .discriminator import Discriminator
+from .generator import Generator, channel_layout
+from .nvlabs import discriminator_to_rosinality, generator_to_rosinality, read_nvlabs_pickle
+
+PURPOSE = "StyleGAN2 generator checkpoint"
+_GENERATOR_MARKERS = ("conv1.conv.weight", "to_rgb1.conv.weight", "input.input")
+_DISCRIMINATOR_MARKERS = ("final_conv.0.weight", "final_linear.1.weight", "convs.0.0.weight")
+
+
+# ---------------------------------------------------------------------------------------------- reading files
+# torch.save's pre-zip format starts with this pickled magic number (a protocol-2 LONG1)
+_LEGACY_TORCH_HEADER = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    """A plain pickle (NVlabs networks), as opposed to a torch.save file (zip or legacy format).
+    Decided from the leading bytes only: nothing is unpickled here."""
+    if zipfile.is_zipfile(path):
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(len(_LEGACY_TORCH_HEADER))
+    return len(head) >= 2 and head[0] == 0x80 and head != _LEGACY_TORCH_HEADER
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a generator-bearing file into a normalised dict:
+    ``{"generator": state_dict | None, "discriminator": state_dict | None, "latent_avg": tensor | None,
+    "config": dict}``."""
+    path = require_file(path, PURPOSE)
+    if _is_plain_pickle(path):
+        networks = read_nvlabs_pickle(path)
+        generator_module = networks.get("G_ema") or networks.get("G")
+        if generator_module is None:
+            raise CheckpointError(f"NVlabs pickle '{path}' has neither G_ema nor G")
+        generator, info = generator_to_rosinality(generator_module)
+        discriminator = discriminator_to_rosinality(networks["D"]) if networks.get("D") is not None else None
+        return {"generator": generator, "discriminator": discriminator, "latent_avg": info["latent_avg"],
+                "config": {"lr_mlp": info["lr_mlp"]}}
+
+    ckpt = safe_torch_load(path, PURPOSE)
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointError(f"'{path}' holds a {type(ckpt).__name__}, not a checkpoint dict")
+    config = dict(ckpt.get("generator_config") or {})
+    latent_avg = ckpt.get("latent_avg")
+    if "g_ema" in ckpt or "g" in ckpt:  # rosinality
+        generator = ckpt.get("g_ema") if ckpt.get("g_ema") is not None else ckpt["g"]
+        return {"generator": dict(generator), "discriminator": ckpt.get("d"), "latent_avg": latent_avg,
+                "config": config}
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"'{path}' has no state dict")
+    generator_prefix = find_prefix(state, _GENERATOR_MARKERS)
+    if generator_prefix is None:
+        raise CheckpointError(f"no StyleGAN2 generator found in '{path}' (looked for g_ema / g / *conv1.conv.weight)")
+    generator = strip_prefix(state, generator_prefix)
+    if latent_avg is None:  # FrozenGenerator keeps it beside the wrapped generator
+        parent = generator_prefix[: generator_prefix[:-1].rfind(".") + 1] if generator_prefix else None
+        latent_avg = state.get(parent + "latent_avg") if parent is not None else None
+    discriminator_prefix = find_prefix(state, _DISCRIMINATOR_MARKERS)
+    discriminator = strip_prefix(state, discriminator_prefix) if discriminator_prefix is not None else None
+    return {"generator": generator, "discriminator": discriminator, "latent_avg": latent_avg, "config": config}
+
+
+def find_prefix(state: Mapping[str, Any], markers: tuple[str, ...]) -> str | None:
+    """The key prefix under which all ``markers`` exist (e.g. ``"decoder."``); EMA copies win over others."""
+    candidates = []
+    for key in state:
+        if key.endswith(markers[0]):
+            prefix = key[: len(key) - len(markers[0])]
+            if all(prefix + marker in state for marker in markers[1:]):
+                candidates.append(prefix)
+    if not candidates:
+        return None
+    candidates.sort(key=lambda p: ("ema" not in p, len(p)))
+    return candidates[0]
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+# ---------------------------------------------------------------------------------------------- architecture
+def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Generator constructor arguments recovered from a rosinality-layout state dict."""
+    try:
+        n_mlp = len({k for k in state if re.fullmatch(r"style\.\d+\.weight", k)})
+        style_dim = state["conv1.conv.modulation.weight"].shape[1]
+        n_blocks = len({k.split(".")[1] for k in state if k.startswith("to_rgbs.")})
+        size = 4 * 2**n_blocks
+        observed = {4: state["conv1.conv.weight"].shape[1]}
+        for j in range(n_blocks):
+            observed[2 ** (j + 3)] = state[f"convs.{2 * j}.conv.weight"].shape[1]
+    except KeyError as error:
+        raise CheckpointError(f"not a StyleGAN2 generator state dict: missing {error}") from error
+    blur_kernel = [1, 3, 3, 1]
+    if "to_rgbs.0.upsample.kernel" in state:
+        sums = state["to_rgbs.0.upsample.kernel"].float().sum(1)
+        blur_kernel = [round(float(v), 6) for v in (sums / sums[0])]
+    cap_choices = [None] + sorted(set(observed.values()))
+    for multiplier in (2, 1, 4, 8):
+        for cap in cap_choices:
+            if channel_layout(size, multiplier, cap) == observed:
+                return dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=multiplier,
+                            channel_max=cap, blur_kernel=blur_kernel)
+    raise CheckpointError(f"channel layout {observed} matches no rosinality layout (channel_multiplier, channel_max)")
+
+
+def _check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", mismatched)):
+        if items:
+            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{what} does not match the model: " + "; ".join(problems))
+
+
+def build_generator(state: Mapping[str, torch.Tensor], latent_avg: torch.Tensor | None = None,
+                    **config: Any) -> Generator:
+    """A :class:`Generator` loaded strictly from a rosinality-layout ``state`` (architecture inferred,
+    ``config`` overrides), carrying ``latent_avg`` when given."""
+    arguments = {**infer_generator_config(state), **{k: v for k, v in config.items() if v is not None}}
+    generator = Generator(**arguments)
+    _check_state_dict(generator, state, f"generator weights ({arguments})")
+    generator.load_state_dict(state, strict=True)
+    if latent_avg is not None:
+        generator.latent_avg = latent_avg.detach().float().reshape(-1, generator.style_dim).mean(0)
+    return generator
+
+
+def load_generator(path: str | Path, **config: Any) -> Generator:
+    """Load a StyleGAN2 generator from any supported file (see the module docstring).
+
+    ``config`` overrides constructor arguments that the weights do not reveal (chiefly ``lr_mlp``). The returned
+    generator carries ``latent_avg`` (from the file, else ``None``).
+    """
+    data = read_checkpoint(path)
+    return build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
+
+
+def load_discriminator(path: str | Path, **config: Any) -> Discriminator:
+    """Load the discriminator stored beside a generator (rosinality ``"d"``, NVlabs ``D``, Lightning modules)."""
+    data = read_checkpoint(path)
+    state = data["discriminator"]
+    if state is None:
+        raise CheckpointError(f"'{path}' holds no discriminator (official exports often keep only g_ema)")
+    generator_config = infer_generator_config(data["generator"])
+    arguments = dict(size=generator_config["size"], channel_multiplier=generator_config["channel_multiplier"],
+                     channel_max=generator_config["channel_max"], blur_kernel=generator_config["blur_kernel"])
+    arguments.update({k: v for k, v in config.items() if v is not None})
+    discriminator = Discriminator(**arguments)
+    _check_state_dict(discriminator, state, f"discriminator weights ({arguments})")
+    discriminator.load_state_dict(state, strict=True)
+    return discriminator
+
+
+def save_generator(
+    path: str | Path,
+    generator: Generator,
+    latent_avg: torch.Tensor | None = None,
+    discriminator: Discriminator | None = None,
+) -> Path:
+    """Write ``{"g_ema", "latent_avg", ["d"], "generator_config"}`` -- the rosinality ``.pt`` layout that pSp,
+    e4e, HyperStyle and this toolkit load unchanged."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    latent_avg = latent_avg if latent_avg is not None else generator.latent_avg
+    payload: dict[str, Any] = {"g_ema": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+                               "generator_config": dict(generator.config)}
+    if latent_avg is not None:
+        payload["latent_avg"] = latent_avg.detach().cpu().reshape(-1)[: generator.style_dim].clone()
+    if discriminator is not None:
+        payload["d"] = {k: v.detach().cpu() for k, v in discriminator.state_dict().items()}
+    torch.save(payload, path)
+    return path
+
+
+def convert_checkpoint(source: str | Path, destination: str | Path, with_discriminator: bool = True,
+                       **config: Any) -> dict[str, Any]:
+    """Convert any supported generator file into a rosinality ``.pt``; returns a short report."""
+    data = read_checkpoint(source)
+    generator = build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
+    discriminator = None
+    if with_discriminator and data["discriminator"] is not None:
+        discriminator = load_discriminator(source)
+    save_generator(destination, generator, discriminator=discriminator)
+    return {"source": str(source), "destination": str(destination), "config": generator.config,
+            "latent_avg": generator.latent_avg is not None, "discriminator": discriminator is not None,
+            "parameters": sum(p.numel() for p in generator.parameters())}
