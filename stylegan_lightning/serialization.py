@@ -49,8 +49,9 @@ def safe_torch_load(path: str | Path, purpose: str = "checkpoint") -> Any:
             f"{purpose}: '{path}' contains objects other than tensors and plain data, so it was not loaded "
             f"(refused by torch.load(weights_only=True): {str(error).splitlines()[0]})"
         ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file ({error})") from error
+    except Exception as error:  # corrupt input surfaces as IndexError, KeyError, UnicodeDecodeError, MemoryError...
+        raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file "
+                              f"({type(error).__name__}: {error})") from error
 
 
 def _load_storage_bytes(data: bytes) -> Any:
@@ -117,7 +118,8 @@ def restricted_pickle_load(
     with open(path, "rb") as handle:
         try:
             return _AllowListUnpickler(handle, allowed, purpose).load()
-        except UnsafeCheckpointError:
+        except CheckpointError:  # refused globals, and stand-ins that recognise a format (e.g. TensorFlow)
             raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, RuntimeError) as error:
-            raise CheckpointError(f"{purpose}: '{path}' is not a readable pickle ({error})") from error
+        except Exception as error:  # corrupt input: IndexError, KeyError, OverflowError, MemoryError, ...
+            raise CheckpointError(f"{purpose}: '{path}' is not a readable pickle "
+                                  f"({type(error).__name__}: {error})") from error

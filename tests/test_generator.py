@@ -135,7 +135,25 @@ def test_zero_weight_deltas_reproduce_plain_generator(tiny_generator):
         plain, _ = g([w], randomize_noise=False)
         with_zero, _ = g([w], randomize_noise=False, weight_deltas=deltas)
         with_none, _ = g([w], randomize_noise=False, weight_deltas=[None] * g.n_weight_slots)
-    assert torch.equal(plain, with_zero) and torch.equal(plain, with_none)
+    assert torch.equal(plain, with_none)
+    # per-sample deltas take the grouped-convolution path: equal up to float rounding
+    assert torch.allclose(plain, with_zero, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["plain", "upsample", "downsample", "torgb"])
+def test_grouped_and_activation_modulation_paths_agree(mode):
+    """A shared kernel modulates activations, per-sample kernels use a grouped conv: same maths."""
+    from stylegan_lightning.stylegan2.layers import ModulatedConv2d
+
+    torch.manual_seed(0)
+    kernel_size, demodulate = (1, False) if mode == "torgb" else (3, True)
+    layer = ModulatedConv2d(6, 5, kernel_size, 8, demodulate=demodulate, upsample=mode == "upsample",
+                            downsample=mode == "downsample").double()
+    x, style = torch.randn(3, 6, 8, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    batched = layer(x, style)  # shared kernel, batch 3 -> activation modulation
+    one_by_one = torch.cat([layer(x[i: i + 1], style[i: i + 1]) for i in range(3)])  # batch 1 -> grouped conv
+    zero_delta = layer(x, style, weight_delta=torch.zeros(3, 5, 6, kernel_size, kernel_size, dtype=torch.float64))
+    assert torch.allclose(batched, one_by_one, atol=1e-12) and torch.allclose(batched, zero_delta, atol=1e-12)
 
 
 def test_weight_delta_is_w_times_one_plus_delta(tiny_generator):

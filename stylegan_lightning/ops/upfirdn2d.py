@@ -70,17 +70,15 @@ def upfirdn2d_ref(
     """Reference implementation of :func:`upfirdn2d` in plain PyTorch (any device, any order of derivative)."""
     (ux, uy), (dx, dy) = _pair(up, "up"), _pair(down, "down")
     px0, px1, py0, py1 = _padding(pad)
-    batch, channels, height, width = x.shape
+    channels = x.shape[1]
     kernel = kernel.to(device=x.device, dtype=x.dtype)
-
-    if ux > 1 or uy > 1:  # zero insertion
-        x = x.reshape(batch, channels, height, 1, width, 1)
-        x = F.pad(x, [0, ux - 1, 0, 0, 0, uy - 1])
-        x = x.reshape(batch, channels, height * uy, width * ux)
-    x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
-
-    if not flip_filter:  # convolution = correlation with the flipped kernel
+    if flip_filter:  # correlation = convolution with the flipped kernel
         kernel = kernel.flip(list(range(kernel.ndim)))
+    if ux > 1 or uy > 1:
+        return _upsample_ref(x, kernel, ux, uy, dx, dy, px0, px1, py0, py1)
+
+    x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
+    kernel = kernel.flip(list(range(kernel.ndim)))  # conv2d correlates
     if kernel.ndim == 1:  # separable: filter rows, then columns
         taps = kernel.numel()
         x = F.conv2d(x, kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps), groups=channels, stride=(1, dx))
@@ -89,6 +87,23 @@ def upfirdn2d_ref(
         kh, kw = kernel.shape
         x = F.conv2d(x, kernel.view(1, 1, kh, kw).expand(channels, 1, kh, kw), groups=channels, stride=(dy, dx))
     return x
+
+
+def _upsample_ref(x, kernel, ux, uy, dx, dy, px0, px1, py0, py1):
+    """Zero insertion followed by a full convolution is a strided transposed convolution (which never multiplies
+    the inserted zeros); the padding then selects a window of that full result and decimation follows."""
+    if kernel.ndim == 1:
+        kernel = torch.outer(kernel, kernel)
+    channels, height, width = x.shape[1:]
+    kh, kw = kernel.shape
+    full = F.conv_transpose2d(x, kernel.view(1, 1, kh, kw).expand(channels, 1, kh, kw), stride=(uy, ux),
+                              groups=channels)
+    # out[t] = full[t + k - 1 - pad0] for t < in * up + pad0 + pad1 - k + 1 (zero outside `full`)
+    start_y, start_x = kh - 1 - py0, kw - 1 - px0
+    stop_y = start_y + height * uy + py0 + py1 - kh + 1
+    stop_x = start_x + width * ux + px0 + px1 - kw + 1
+    x = F.pad(full, [-start_x, stop_x - full.shape[3], -start_y, stop_y - full.shape[2]])
+    return x[:, :, ::dy, ::dx] if dx > 1 or dy > 1 else x
 
 
 class _Upfirdn2dCUDA(torch.autograd.Function):

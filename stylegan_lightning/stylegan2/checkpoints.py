@@ -108,7 +108,9 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, to
 def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """Generator constructor arguments recovered from a rosinality-layout state dict."""
     try:
-        n_mlp = len({k for k in state if re.fullmatch(r"style\.\d+\.weight", k)})
+        # count layers by index (weight or bias), so one missing tensor is reported as missing, not as a shorter
+        # mapping network with an 'unexpected' leftover
+        n_mlp = len({m.group(1) for k in state if (m := re.fullmatch(r"style\.(\d+)\.(?:weight|bias)", k))})
         style_dim = state["conv1.conv.modulation.weight"].shape[1]
         n_blocks = len({k.split(".")[1] for k in state if k.startswith("to_rgbs.")})
         size = 4 * 2**n_blocks

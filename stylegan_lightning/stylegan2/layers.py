@@ -126,6 +126,9 @@ class ModulatedConv2d(nn.Module):
 
     ``weight_delta`` (HyperStyle) is a tensor broadcastable to [B, out, in, k, k]; the kernel becomes
     ``W * (1 + delta)`` before modulation and demodulation. ``None`` leaves the layer untouched.
+
+    Per-sample kernels use one grouped convolution (rosinality's fused path); when the kernel is shared by the
+    batch the styles scale the activations instead, which is the same computation with one ordinary convolution.
     """
 
     def __init__(
@@ -168,9 +171,11 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, weight_delta: torch.Tensor | None = None):
         batch, in_channel, height, width = x.shape
-        style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
+        style = self.modulation(style)
         weight = self.weight if weight_delta is None else self.weight * (1 + weight_delta)
-        weight = self.scale * weight * style  # [B, out, in, k, k]
+        if weight.shape[0] == 1 and batch > 1:
+            return self._modulate_activations(x, style, weight[0])
+        weight = self.scale * weight * style.view(batch, 1, in_channel, 1, 1)  # [B, out, in, k, k]
         if self.demodulate:
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
             weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
@@ -179,16 +184,32 @@ class ModulatedConv2d(nn.Module):
         if self.upsample:
             weight = weight.transpose(1, 2).reshape(batch * in_channel, self.out_channel, k, k)
             out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
-            out = self.blur(out.view(batch, self.out_channel, *out.shape[2:]))
-        elif self.downsample:
+            return self.blur(out.view(batch, self.out_channel, *out.shape[2:]))
+        if self.downsample:
             x = self.blur(x)
-            weight = weight.view(batch * self.out_channel, in_channel, k, k)
-            out = F.conv2d(x, weight, padding=0, stride=2, groups=batch)
-            out = out.view(batch, self.out_channel, *out.shape[2:])
+            padding, stride = 0, 2
         else:
-            weight = weight.view(batch * self.out_channel, in_channel, k, k)
-            out = F.conv2d(x, weight, padding=self.padding, groups=batch)
-            out = out.view(batch, self.out_channel, *out.shape[2:])
+            padding, stride = self.padding, 1
+        weight = weight.view(batch * self.out_channel, in_channel, k, k)
+        out = F.conv2d(x, weight, padding=padding, stride=stride, groups=batch)
+        return out.view(batch, self.out_channel, *out.shape[2:])
+
+    def _modulate_activations(self, x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The same result for a weight shared by the batch: scale the input channels by the style, convolve
+        once with the shared weight, scale the output channels by the demodulation coefficients (one ordinary
+        convolution instead of a grouped one: faster for batches, especially on the CPU)."""
+        batch = x.shape[0]
+        weight = self.scale * weight  # [out, in, k, k]
+        x = x * style.view(batch, -1, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2))
+        elif self.downsample:
+            out = F.conv2d(self.blur(x), weight, padding=0, stride=2)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            demod = torch.rsqrt((weight[None] * style.view(batch, 1, -1, 1, 1)).pow(2).sum([2, 3, 4]) + self.eps)
+            out = out * demod.view(batch, self.out_channel, 1, 1)
         return out
 
 

@@ -49,7 +49,9 @@ class _EasyDict(dict):
 
 
 class _TensorFlowNetwork:
-    def __init__(self, *args, **kwargs):
+    # TF pickles (protocol 3) rebuild ``Network`` with NEWOBJ, i.e. ``cls.__new__(cls)`` without ``__init__``, then
+    # BUILD; raising in ``__new__`` covers that and direct calls alike.
+    def __new__(cls, *args, **kwargs):
         raise CheckpointError(
             "this is a TensorFlow StyleGAN2 pickle; convert it to PyTorch first (e.g. with stylegan2-ada-pytorch's "
             "legacy converter, or to a rosinality .pt with rosinality's convert_weight.py)"

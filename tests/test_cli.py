@@ -1,0 +1,75 @@
+"""The stylegan-lightning command: sample / inspect, config files, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylegan_lightning.cli import main
+from stylegan_lightning.stylegan2 import save_generator
+from stylegan_lightning.utils import format_table, image_grid, tensor_to_pil
+
+SMALL = ["--size", "16", "--style-dim", "16", "--n-mlp", "1", "--channel-max", "8", "--device", "cpu"]
+
+
+def test_sample_random_generator_writes_grid_and_timings(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["sample", *SMALL, "--n", "6", "--nrow", "3", "--batch-size", "4", "--out", str(out)]) == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape == (2 + 2 * 18, 2 + 3 * 18, 3)  # 2 rows x 3 columns of 16 px with 2 px padding
+    printed = capsys.readouterr().out
+    assert "steady images/s" in printed and "random init (seed 0)" in printed
+
+
+def test_sample_is_reproducible_and_loads_a_generator_file(tmp_path, tiny_generator):
+    path = save_generator(tmp_path / "g.pt", tiny_generator(size=16))
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["sample", "--generator", str(path), "--n", "4", "--seed", "3", "--out", str(a)]) == 0
+    assert main(["sample", "--generator", str(path), "--n", "4", "--seed", "3", "--out", str(b)]) == 0
+    assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_config_file_and_command_line_override(tmp_path):
+    config = tmp_path / "sample.yaml"
+    config.write_text("size: 16\nstyle-dim: 16\nn_mlp: 1\nchannel_max: 8\nn: 2\nout: %s\n" % (tmp_path / "cfg.png"))
+    assert main(["sample", "--config", str(config)]) == 0
+    assert Image.open(tmp_path / "cfg.png").size == (2 + 2 * 18, 2 + 18)
+    assert main(["sample", "--config", str(config), "--n", "1", "--out", str(tmp_path / "one.png")]) == 0
+    assert Image.open(tmp_path / "one.png").size == (16, 16)
+
+
+def test_bad_input_gives_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sizee: 16\n")
+    assert main(["sample", "--config", str(bad)]) == 2
+    assert "unknown option(s) ['sizee']" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "does not exist" in err and "Traceback" not in err
+    assert main([]) == 2
+
+
+def test_inspect_reports_architecture(tmp_path, tiny_generator, capsys):
+    path = save_generator(tmp_path / "g.pt", tiny_generator(size=32))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| generator.size" in out and "| 32" in out and "latent_avg" in out
+
+
+def test_image_helpers():
+    images = torch.stack([torch.full((3, 4, 4), v) for v in (-1.0, 0.0, 1.0)])
+    grid = image_grid(images, nrow=2, padding=1, pad_value=0.5)
+    assert grid.shape == (3, 1 + 2 * 5, 1 + 2 * 5)
+    assert torch.equal(grid[:, 1:5, 6:10], images[1]) and grid[0, 0, 0] == 0.5
+    pixels = np.asarray(tensor_to_pil(images[2]))
+    assert pixels.shape == (4, 4, 3) and (pixels == 255).all()
+    assert (np.asarray(tensor_to_pil(images[0])) == 0).all()
+    with pytest.raises(ValueError):
+        tensor_to_pil(torch.zeros(2, 4, 4))
+
+
+def test_format_table():
+    table = format_table([["a", 1.23456], ["bb", 123456.0]], ["name", "value"]).splitlines()
+    assert table[0] == "| name | value  |" and table[2] == "| a    | 1.235  |" and table[3] == "| bb   | 123456 |"
