@@ -152,6 +152,27 @@ def _ops_summary(device) -> str:
     return ", ".join(f"{name}: {state.split(':')[0]}" for name, state in ops.plugin_status().items())
 
 
+# ------------------------------------------------------------------------------------------------ weights
+def _weights_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--missing", action="store_true", help="list only the files that are missing")
+
+
+@tool("weights", "list every pretrained file the toolkit can use, which are present and what each is for",
+      _weights_arguments)
+def _weights(args: argparse.Namespace) -> int:
+    from .utils import format_table
+    from .weights import ENV_VAR, weight_table, weights_dir
+
+    rows = [row for row in weight_table() if not args.missing or row[2] == "missing"]
+    print(f"weights folder: {weights_dir().resolve()} (set ${ENV_VAR} to change it)\n")
+    print(format_table([[key, file, "yes" if found != "missing" else "MISSING", purpose]
+                        for key, file, found, purpose, _ in rows], ["key", "file", "present", "used for"]))
+    print()
+    print(format_table([[key, found if found != "missing" else "-", source] for key, _, found, _, source in rows],
+                       ["key", "found at", "where to get it"]))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ driver
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan-lightning", description=__doc__.splitlines()[0])

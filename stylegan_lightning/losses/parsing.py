@@ -1,0 +1,43 @@
+"""Face-parsing loss: keep the semantic layout of the target."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PARSING_MODES = ("cross_entropy", "feature")
+
+
+class ParsingLoss(nn.Module):
+    """Distance between face parses. ``parser(images) -> logits [B, C, H, W]``.
+
+    - ``cross_entropy``: cross-entropy of the prediction's logits against the parser's labels of the target
+      (or against ground-truth ``labels`` when given);
+    - ``feature``: mean squared distance between the two softmax probability maps.
+    """
+
+    def __init__(self, parser: nn.Module, mode: str = "cross_entropy"):
+        super().__init__()
+        if mode not in PARSING_MODES:
+            raise ValueError(f"mode must be one of {PARSING_MODES}, got {mode!r}")
+        self.parser = parser
+        self.mode = mode
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.parser(prediction)
+        if self.mode == "cross_entropy":
+            if labels is None:
+                if target is None:
+                    raise ValueError("ParsingLoss needs a target image or ground-truth labels")
+                with torch.no_grad():
+                    labels = self.parser(target).argmax(1)
+            if labels.shape[-2:] != logits.shape[-2:]:
+                labels = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0]
+            return F.cross_entropy(logits, labels.long())
+        if target is None:
+            raise ValueError("the feature parsing loss needs a target image")
+        with torch.no_grad():
+            target_probabilities = self.parser(target).softmax(1)
+        return F.mse_loss(logits.softmax(1), target_probabilities)
