@@ -6,6 +6,8 @@
 - :func:`restricted_pickle_load` reads a plain pickle through an allow-list: every global the pickle names must be
   on the list, or loading stops with :class:`UnsafeCheckpointError` before anything is called.
 - :func:`require_file` turns a missing weight file into an error that says which file and what it is for.
+- :func:`load_state_strict` loads a state dict requiring exactly the module's keys and shapes, with one error
+  naming every mismatch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
+from torch import nn
 
 
 class CheckpointError(ValueError):
@@ -123,3 +126,36 @@ def restricted_pickle_load(
         except Exception as error:  # corrupt input: IndexError, KeyError, OverflowError, MemoryError, ...
             raise CheckpointError(f"{purpose}: '{path}' is not a readable pickle "
                                   f"({type(error).__name__}: {error})") from error
+
+
+OPTIONAL_BUFFERS = ("num_batches_tracked",)  # absent from state dicts written before PyTorch 0.4
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str) -> nn.Module:
+    """Load ``state`` into ``module`` requiring exactly its keys and shapes.
+
+    BatchNorm ``num_batches_tracked`` counters may be absent (old files); they keep the module's value. Any
+    missing, unexpected, mis-shaped or non-tensor entry gives one :class:`CheckpointError` naming them all.
+    """
+    expected = module.state_dict()
+    problems = []
+    not_tensors = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    missing = sorted(k for k in expected if k not in state and not k.endswith(OPTIONAL_BUFFERS))
+    unexpected = sorted(k for k in state if k not in expected)
+    shapes = sorted(f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})" for k in expected
+                    if isinstance(state.get(k), torch.Tensor) and state[k].shape != expected[k].shape)
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes),
+                         ("not tensors", not_tensors)):
+        if names:
+            problems.append(f"{len(names)} {label}: {_names(names)}")
+    if problems:
+        raise CheckpointError(f"{purpose}: the weights do not match the network ({'; '.join(problems)})")
+    complete = {k: v for k, v in expected.items() if k not in state}
+    complete.update(state)
+    module.load_state_dict(complete, strict=True)
+    return module

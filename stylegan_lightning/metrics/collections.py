@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, Mapping
 
+import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
@@ -101,6 +102,10 @@ def _network_metrics(built: Mapping[str, nn.Module], options: Mapping[str, Any])
         metrics["id_similarity"] = IdentitySimilarity(built["identity"])
     if "parser" in built:
         mapping = options.get("parsing_target_mapping")
+        if mapping is None:  # ground-truth masks come in CelebAMask-HQ index order; the parser has its own
+            from ..nets.parsing import CELEBAMASK_TO_PARSER
+
+            mapping = torch.tensor(CELEBAMASK_TO_PARSER)
         metrics["parsing_miou"] = ParsingMIoU(built["parser"], target_mapping=mapping)
     if "landmarks" in built:
         metrics["landmark_nme"] = LandmarkNME(built["landmarks"])
@@ -137,7 +142,8 @@ def codec_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
     (landmark NME, parsing mIoU, identity similarity) and viewing (LPIPS, DISTS, PSNR, SSIM, MS-SSIM, L2).
 
     Update with ``preds, target, num_bytes, likelihoods, num_pixels`` (and ``target_masks`` for ground-truth
-    parsing). ``options``: ``parsing_target_mapping`` (mask order -> parser order LUT), ``assume_aligned``.
+    parsing). ``options``: ``parsing_target_mapping`` (LUT from mask index to parser class; default: the
+    CelebAMask-HQ order), ``assume_aligned`` (dlib landmarks on a fixed box for aligned faces, default True).
     """
     built = build_metric_networks(("landmarks", "parser", "identity", "lpips", "dists"), paths, networks, strict,
                                   **options)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..serialization import CheckpointError, require_file, safe_torch_load
+from ..serialization import CheckpointError, load_state_strict, require_file, safe_torch_load
 from .discriminator import Discriminator
 from .generator import Generator, channel_layout
 from .nvlabs import discriminator_to_rosinality, generator_to_rosinality, read_nvlabs_pickle
@@ -132,29 +132,12 @@ def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     raise CheckpointError(f"channel layout {observed} matches no rosinality layout (channel_multiplier, channel_max)")
 
 
-def _check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    problems = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", mismatched)):
-        if items:
-            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
-            problems.append(f"{label}: {shown}")
-    if problems:
-        raise CheckpointError(f"{what} does not match the model: " + "; ".join(problems))
-
-
 def build_generator(state: Mapping[str, torch.Tensor], latent_avg: torch.Tensor | None = None,
                     **config: Any) -> Generator:
     """A :class:`Generator` loaded strictly from a rosinality-layout ``state`` (architecture inferred,
     ``config`` overrides), carrying ``latent_avg`` when given."""
     arguments = {**infer_generator_config(state), **{k: v for k, v in config.items() if v is not None}}
-    generator = Generator(**arguments)
-    _check_state_dict(generator, state, f"generator weights ({arguments})")
-    generator.load_state_dict(state, strict=True)
+    generator = load_state_strict(Generator(**arguments), state, f"generator weights ({arguments})")
     if latent_avg is not None:
         generator.latent_avg = latent_avg.detach().float().reshape(-1, generator.style_dim).mean(0)
     return generator
@@ -180,9 +163,7 @@ def load_discriminator(path: str | Path, **config: Any) -> Discriminator:
     arguments = dict(size=generator_config["size"], channel_multiplier=generator_config["channel_multiplier"],
                      channel_max=generator_config["channel_max"], blur_kernel=generator_config["blur_kernel"])
     arguments.update({k: v for k, v in config.items() if v is not None})
-    discriminator = Discriminator(**arguments)
-    _check_state_dict(discriminator, state, f"discriminator weights ({arguments})")
-    discriminator.load_state_dict(state, strict=True)
+    discriminator = load_state_strict(Discriminator(**arguments), state, f"discriminator weights ({arguments})")
     return discriminator
 
 
