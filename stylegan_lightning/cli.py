@@ -1,8 +1,13 @@
 """The ``stylegan-lightning`` command (also ``python -m stylegan_lightning``).
 
-Tool subcommands share one vocabulary: every option can also come from a YAML file given with ``--config``
-(keys are the option names, ``-`` or ``_``); options on the command line override the file. Errors about
-user input (missing or mismatched weight files, bad configuration) are printed as one line, exit status 2.
+- ``fit`` / ``validate`` / ``test`` / ``predict``: Lightning's ``LightningCLI`` over any of the toolkit's
+  LightningModules and DataModules (``--config configs/X.yaml`` with ``model:``, ``data:``, ``trainer:``
+  sections; class paths may be short names such as ``EncoderModule``).
+- tool subcommands (``convert``, ``inspect``, ``sample``, ``weights``, ``invert``, ``edit``, ...): every option
+  can also come from the YAML file given with ``--config`` -- either at the top level or in a section named
+  after the tool, so one file can hold a training run and the tools that use its results. Options on the
+  command line override the file. Errors about user input (missing or mismatched weight files, bad
+  configuration) are printed as one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -152,6 +157,35 @@ def _ops_summary(device) -> str:
     return ", ".join(f"{name}: {state.split(':')[0]}" for name, state in ops.plugin_status().items())
 
 
+# ------------------------------------------------------------------------------------------------ init-generator
+def _init_generator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="output rosinality .pt")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--style-dim", type=int, default=512)
+    parser.add_argument("--n-mlp", type=int, default=8)
+    parser.add_argument("--channel-multiplier", type=int, default=2)
+    parser.add_argument("--channel-max", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mean-samples", type=int, default=10000, help="z samples for latent_avg")
+
+
+@tool("init-generator", "write a randomly initialised generator (seeded) for synthetic-data experiments and demos",
+      _init_generator_arguments)
+def _init_generator(args: argparse.Namespace) -> int:
+    import torch
+
+    from .stylegan2 import Generator, save_generator
+
+    torch.manual_seed(args.seed)
+    generator = Generator(args.size, style_dim=args.style_dim, n_mlp=args.n_mlp,
+                          channel_multiplier=args.channel_multiplier, channel_max=args.channel_max)
+    latent_avg = generator.mean_latent(args.mean_samples, torch.Generator().manual_seed(args.seed))
+    path = save_generator(args.out, generator, latent_avg=latent_avg)
+    count = sum(p.numel() for p in generator.parameters())
+    print(f"wrote {path}: random generator {args.size}px, {count / 1e6:.2f} M parameters, seed {args.seed}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ weights
 def _weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--missing", action="store_true", help="list only the files that are missing")
@@ -173,10 +207,54 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ Lightning
+LIGHTNING_COMMANDS = {
+    "fit": "train a module (LightningCLI)",
+    "validate": "run validation of a module (LightningCLI)",
+    "test": "run the test loop of a module (LightningCLI)",
+    "predict": "run prediction with a module (LightningCLI)",
+}
+# Modules whose classes LightningCLI may instantiate by short name; importing them registers the subclasses.
+LIGHTNING_REGISTRY = (
+    "stylegan_lightning.data",
+    "stylegan_lightning.encoders",
+    "stylegan_lightning.editing",
+)
+CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
+
+
+def run_lightning(argv: list[str]) -> int:
+    """``LightningCLI`` for ``fit`` / ``validate`` / ``test`` / ``predict`` (argv starts with the subcommand)."""
+    import importlib
+
+    from lightning.pytorch import LightningDataModule, LightningModule
+    from lightning.pytorch.cli import LightningCLI
+
+    for module in LIGHTNING_REGISTRY:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:  # a package of the toolkit not built yet
+            if error.name != module:
+                raise
+    LightningCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        args=argv,
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ driver
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan-lightning", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in LIGHTNING_COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
     for entry in TOOLS.values():
         sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
         sub.add_argument("--config", default=None, help="YAML file of option values (command line overrides)")
@@ -194,6 +272,10 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
         raise UsageError(f"config file '{path}' is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise UsageError(f"config file '{path}' must hold a mapping of option: value")
+    if isinstance(values.get(sub.prog.split()[-1]), dict):  # a section named after the tool
+        values = values[sub.prog.split()[-1]]
+    elif any(section in values for section in CONFIG_SECTIONS):
+        values = {k: v for k, v in values.items() if k not in CONFIG_SECTIONS}
     known = {action.dest for action in sub._actions}
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - known - {"config"})
@@ -205,6 +287,8 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return run_lightning(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

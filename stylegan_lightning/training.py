@@ -1,0 +1,68 @@
+"""What every LightningModule of the toolkit shares.
+
+:class:`ToolkitModule` keeps frozen auxiliary networks (identity, parsing, landmark, LPIPS / DISTS networks,
+which are reloaded from their own weight files) out of checkpoints, so a checkpoint holds what was trained plus
+the generator it was trained against, and restores them from the module on load so strict loading still
+works. It also provides image-grid logging on rank zero and a trainable-parameter helper.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+
+from .nets._state import FrozenModule
+from .utils.images import image_grid
+
+
+def frozen_auxiliary_prefixes(module: nn.Module) -> list[str]:
+    """State-dict prefixes of the frozen auxiliary networks inside ``module`` (outermost only)."""
+    prefixes: list[str] = []
+    for name, child in module.named_modules():
+        if isinstance(child, FrozenModule) and name and not any(name.startswith(p) for p in prefixes):
+            prefixes.append(name + ".")
+    return prefixes
+
+
+class ToolkitModule(pl.LightningModule):
+    """Base LightningModule of the toolkit (see the module docstring)."""
+
+    def trainable_parameters(self, module: nn.Module | None = None) -> Iterator[nn.Parameter]:
+        """Parameters that require gradients (frozen networks never reach an optimiser)."""
+        return (p for p in (module or self).parameters() if p.requires_grad)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        prefixes = tuple(frozen_auxiliary_prefixes(self))
+        if prefixes:
+            state = checkpoint["state_dict"]
+            for key in [k for k in state if k.startswith(prefixes)]:
+                del state[key]
+            checkpoint["frozen_auxiliary_prefixes"] = list(prefixes)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        prefixes = tuple(frozen_auxiliary_prefixes(self))
+        if prefixes:
+            state = checkpoint["state_dict"]
+            for key, value in self.state_dict().items():
+                if key.startswith(prefixes) and key not in state:
+                    state[key] = value
+
+    @rank_zero_only
+    def log_image_grid(self, tag: str, rows: list[torch.Tensor], max_images: int = 8) -> None:
+        """Log a grid to TensorBoard: one row per sample, one column per tensor in ``rows`` (e.g.
+        input | reconstruction), images in [-1, 1]."""
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is None or not hasattr(experiment, "add_image"):
+            return
+        count = min(max_images, rows[0].shape[0])
+        size = rows[0].shape[-1]
+        columns = [torch.nn.functional.interpolate(r[:count].detach().float(), size=(size, size), mode="bilinear",
+                                                   align_corners=False) if r.shape[-1] != size else r[:count]
+                   for r in rows]
+        tiles = torch.stack(columns, 1).flatten(0, 1).clamp(-1, 1).cpu()
+        grid = image_grid(tiles, nrow=len(rows))
+        experiment.add_image(tag, (grid + 1) / 2, self.global_step)
