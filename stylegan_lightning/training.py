@@ -3,7 +3,8 @@
 :class:`ToolkitModule` keeps frozen auxiliary networks (identity, parsing, landmark, LPIPS / DISTS networks,
 which are reloaded from their own weight files) out of checkpoints, so a checkpoint holds what was trained plus
 the generator it was trained against, and restores them from the module on load so strict loading still
-works. It also provides image-grid logging on rank zero and a trainable-parameter helper.
+works. It also provides image-grid logging on rank zero, a trainable-parameter helper, and :meth:`auxiliary_step` for
+optimisers of auxiliary players (discriminators) whose steps should not count as training steps.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class ToolkitModule(pl.LightningModule):
     def trainable_parameters(self, module: nn.Module | None = None) -> Iterator[nn.Parameter]:
         """Parameters that require gradients (frozen networks never reach an optimiser)."""
         return (p for p in (module or self).parameters() if p.requires_grad)
+
+    def auxiliary_step(self, optimizer) -> None:
+        """Step an auxiliary optimiser (a discriminator's) through the strategy, so precision plugins and
+        gradient scalers apply as usual, without advancing ``global_step``: ``trainer.max_steps`` then counts
+        the main model's steps, however many discriminator and regularisation steps each batch takes."""
+        inner = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch optimizer
+        self.trainer.strategy.optimizer_step(inner, closure=lambda: None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         prefixes = tuple(frozen_auxiliary_prefixes(self))

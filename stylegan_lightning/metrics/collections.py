@@ -28,10 +28,10 @@ from .rate import BitsPerPixel, LikelihoodBitsPerPixel
 
 
 def _build_lpips(paths: Mapping[str, str], options: Mapping[str, Any]) -> nn.Module:
-    from ..nets.perceptual import LPIPSNetwork
+    from ..nets.perceptual import LPIPSNetwork, lpips_backbone_key
 
     net = options.get("lpips_net", "alex")
-    return LPIPSNetwork(net=net, backbone_path=paths.get(f"{'alexnet' if net == 'alex' else 'vgg16'}_imagenet"))
+    return LPIPSNetwork(net=net, backbone_path=paths.get(lpips_backbone_key(net)))
 
 
 def _build_dists(paths: Mapping[str, str], options: Mapping[str, Any]) -> nn.Module:

@@ -26,6 +26,15 @@ LPIPS_NETS = {
     "alex": (alexnet_features, "alexnet_imagenet", (1, 4, 7, 9, 11), (64, 192, 384, 256, 256)),
     "vgg": (vgg16_features, "vgg16_imagenet", (3, 8, 15, 22, 29), (64, 128, 256, 512, 512)),
 }
+
+
+def lpips_backbone_key(net: str) -> str:
+    """Registry key of the torchvision backbone file an LPIPS ``net`` needs."""
+    if net not in LPIPS_NETS:
+        raise ValueError(f"unknown LPIPS net {net!r}; expected one of {sorted(LPIPS_NETS)}")
+    return LPIPS_NETS[net][1]
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DISTS_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of VGG16

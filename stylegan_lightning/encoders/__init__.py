@@ -1,0 +1,65 @@
+"""Image encoders into the StyleGAN2 latent space over an IR-SE backbone: pSp's ``GradualStyleEncoder``, e4e's
+``Encoder4Editing`` and HyperStyle's ``WEncoder``, with the official module names so pSp / e4e / HyperStyle
+checkpoints load strictly.
+
+- :func:`build_encoder` / :func:`build_inverter`: new encoders (official IR-SE50 or a small CPU configuration,
+  optionally initialised from the ArcFace ``model_ir_se50.pth`` as in pSp).
+- :class:`LatentEncoder`: images in [-1, 1] -> W+ (resizing, ``latent_avg``); :class:`Inverter`: encoder + frozen
+  generator, ``invert(images) -> (w_plus, reconstruction)``.
+- :func:`load_psp`, :func:`load_e4e`, :func:`load_w_encoder`, :func:`load_encoder`: official checkpoints;
+  :func:`save_encoder_checkpoint` writes the same layout.
+"""
+
+import importlib.util as _importlib_util
+
+from .backbone import (OFFICIAL_BLOCKS, OFFICIAL_CHANNELS, SMALL_BLOCKS, SMALL_CHANNELS, BackboneConfig,
+                       IRSEBackbone, infer_backbone_config, upsample_add)
+from .checkpoints import (load_e4e, load_encoder, load_psp, load_w_encoder, read_encoder_checkpoint,
+                          save_encoder_checkpoint)
+from .e4e import Encoder4Editing
+from .factory import ENCODER_CLASSES, ENCODER_TYPES, build_encoder, normalize_kind
+from .inverter import Inverter, LatentEncoder, build_inverter, expand_latent_avg, resize_images
+from .pretrained import init_from_irse50
+from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
+from .w_encoder import WEncoder
+
+__all__ = [
+    "ENCODER_CLASSES",
+    "ENCODER_TYPES",
+    "OFFICIAL_BLOCKS",
+    "OFFICIAL_CHANNELS",
+    "SMALL_BLOCKS",
+    "SMALL_CHANNELS",
+    "BackboneConfig",
+    "Encoder4Editing",
+    "GradualStyleBlock",
+    "GradualStyleEncoder",
+    "IRSEBackbone",
+    "Inverter",
+    "LatentEncoder",
+    "PyramidFeatures",
+    "PyramidStyleEncoder",
+    "WEncoder",
+    "build_encoder",
+    "build_inverter",
+    "expand_latent_avg",
+    "infer_backbone_config",
+    "init_from_irse50",
+    "load_e4e",
+    "load_encoder",
+    "load_psp",
+    "load_w_encoder",
+    "normalize_kind",
+    "read_encoder_checkpoint",
+    "resize_images",
+    "save_encoder_checkpoint",
+    "upsample_add",
+]
+
+# The LightningModule (``module.py``) is imported last, when present, so that ``LightningCLI`` (which imports
+# this package) sees its classes; it may itself import the names above.
+if _importlib_util.find_spec(f"{__name__}.module") is not None:
+    from . import module  # noqa: E402,F401
+
+    __all__ += [name for name in getattr(module, "__all__", ()) if name not in __all__]
+    globals().update({name: getattr(module, name) for name in getattr(module, "__all__", ())})
