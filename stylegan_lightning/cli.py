@@ -186,6 +186,146 @@ def _init_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ invert
+def _invert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="inversion model: official pSp / e4e / W-encoder .pt, or "
+                                                            "a stylegan-lightning checkpoint")
+    parser.add_argument("--method", default="encoder", help="inversion method (encoder; more as methods are added)")
+    parser.add_argument("--images", required=True, help="an image file, a folder (recursive) or a zip archive")
+    parser.add_argument("--out", default="outputs/invert", help="folder for latents.pt, reconstructions, grid.png")
+    parser.add_argument("--generator", default=None, help="generator file if the checkpoint's is elsewhere")
+    parser.add_argument("--resolution", type=int, default=None, help="read images at this size (default: the "
+                                                                        "generator's)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-images", action="store_true", help="write latents.pt and the grid only")
+
+
+@tool("invert", "invert face images into W+ with an encoder (latents, reconstructions, metrics)", _invert_arguments)
+def _invert(args: argparse.Namespace) -> int:
+    import torch
+
+    from .inversion import load_inversion_model, read_images, save_latents
+    from .utils import Timer, format_table, save_image, select_device
+
+    device = select_device(args.device)
+    model = load_inversion_model(args.checkpoint, args.method, args.generator).to(device)
+    generator = model.decoder
+    keys, images = read_images(args.images, args.resolution or generator.size)
+    latents, reconstructions = [], []
+    with Timer(device) as timer, torch.no_grad():
+        for start in range(0, len(images), args.batch_size):
+            w_plus, reconstruction = model.invert(images[start: start + args.batch_size].to(device))
+            latents.append(w_plus.cpu())
+            reconstructions.append(reconstruction.clamp(-1, 1).cpu())
+    w_plus, reconstructions = torch.cat(latents), torch.cat(reconstructions)
+    out = Path(args.out)
+    save_latents(out / "latents.pt", keys, w_plus, args.method, args.checkpoint, generator.generator.config)
+    targets = torch.nn.functional.interpolate(images, size=reconstructions.shape[-2:], mode="bilinear",
+                                              align_corners=False) if images.shape[-1] != generator.size else images
+    if not args.no_images:
+        for key, image in zip(keys, reconstructions):
+            save_image(image, out / "reconstructions" / (Path(key).with_suffix(".png")))
+    pairs = torch.stack([targets, reconstructions], 1).flatten(0, 1)
+    save_image(pairs[: 2 * 16], out / "grid.png", nrow=2)
+    mse = (reconstructions - targets).pow(2).flatten(1).mean(1)
+    rows = [["images", len(keys)], ["method / checkpoint", f"{args.method} / {args.checkpoint}"],
+            ["W+ shape", tuple(w_plus.shape)], ["seconds per image", round(timer.seconds / len(keys), 4)],
+            ["mean MSE ([-1, 1])", round(mse.mean().item(), 5)],
+            ["mean PSNR (dB)", round((10 * torch.log10(4 / mse.clamp_min(1e-12))).mean().item(), 2)],
+            ["written", f"{out / 'latents.pt'}, {out / 'grid.png'} (input | reconstruction)"]]
+    print(format_table(rows, ["invert", "value"]))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ edit
+def _edit_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("what to edit (latents file, or images with an inversion checkpoint)")
+    source.add_argument("--latents", default=None, help="latents.pt from `invert` (or a W / W+ tensor file)")
+    source.add_argument("--generator", default=None, help="generator for --latents (or to override a checkpoint's)")
+    source.add_argument("--images", default=None, help="image file, folder or zip to invert first")
+    source.add_argument("--checkpoint", default=None, help="inversion checkpoint for --images")
+    source.add_argument("--method", default="encoder", help="inversion method for --images")
+    edit = parser.add_argument_group("the edit (an InterFaceGAN-style direction, or a GANSpace component)")
+    edit.add_argument("--direction", default=None, help="direction file: InterFaceGAN .npy, e4e .pt, or ours")
+    edit.add_argument("--layers", default=None, help="W+ layers to edit, e.g. 0-7 or 0,1,2 (default: all)")
+    edit.add_argument("--ganspace", default=None, help="PCA file (e4e-style .pt dict or GANSpace .npz)")
+    edit.add_argument("--component", type=int, default=0, help="GANSpace component index")
+    edit.add_argument("--start", type=int, default=0, help="first W+ layer of a GANSpace edit")
+    edit.add_argument("--end", type=int, default=None, help="end (exclusive) W+ layer of a GANSpace edit")
+    edit.add_argument("--ganspace-mode", choices=["set", "shift"], default="shift",
+                      help="set: the component coordinate becomes the strength (e4e); shift: move by strength * std")
+    parser.add_argument("--strengths", type=float, nargs="+", default=[-3.0, -1.5, 0.0, 1.5, 3.0])
+    parser.add_argument("--out", default="outputs/edit")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+
+
+def _edited_latents(args: argparse.Namespace, w_plus, n_latent: int):
+    """[S, B, n_latent, D] edited codes, one slice per strength."""
+    import torch
+
+    from .editing import apply_ganspace, apply_strengths, load_direction, load_pca
+
+    if bool(args.direction) == bool(args.ganspace):
+        raise UsageError("give exactly one of --direction or --ganspace")
+    if args.direction:
+        direction = load_direction(args.direction, layers=args.layers)
+        return apply_strengths(w_plus, direction, args.strengths, layers=args.layers, n_latent=n_latent)
+    pca = load_pca(args.ganspace)
+    return torch.stack([apply_ganspace(w_plus, pca, args.component, args.start, args.end, strength,
+                                       mode=args.ganspace_mode, n_latent=n_latent) for strength in args.strengths])
+
+
+@tool("edit", "edit faces along a latent direction (grid over strengths)", _edit_arguments)
+def _edit(args: argparse.Namespace) -> int:
+    import torch
+
+    from .inversion import load_inversion_model, load_latents, read_images
+    from .stylegan2 import FrozenGenerator
+    from .utils import Timer, format_table, save_image, select_device
+
+    device = select_device(args.device)
+    model, images = None, None
+    if args.images:
+        if not args.checkpoint:
+            raise UsageError("--images needs --checkpoint (the inversion model)")
+        model = load_inversion_model(args.checkpoint, args.method, args.generator).to(device)
+        generator = model.decoder
+        keys, images = read_images(args.images, generator.size)
+        with torch.no_grad():
+            w_plus = torch.cat([model.invert(images[i: i + args.batch_size].to(device))[0].cpu()
+                                for i in range(0, len(images), args.batch_size)])
+    elif args.latents:
+        data = load_latents(args.latents)
+        if not args.generator:
+            raise UsageError("--latents needs --generator (the generator the latents belong to)")
+        generator = FrozenGenerator.from_file(args.generator).to(device)
+        keys, w_plus = data["keys"], generator.to_w_plus(data["w_plus"].to(device)).cpu()
+    else:
+        raise UsageError("give --latents (with --generator) or --images (with --checkpoint)")
+    edited = _edited_latents(args, w_plus, generator.n_latent)  # [S, B, n, D]
+    rows = []
+    with Timer(device) as timer, torch.no_grad():
+        for index in range(len(keys)):
+            codes = edited[:, index].to(device)
+            if model is not None and hasattr(model, "edit"):  # methods that keep per-image state
+                frames = model.edit(images[index: index + 1].to(device), w_plus[index: index + 1].to(device), codes)
+            else:
+                frames = generator(codes)
+            rows.append(frames.clamp(-1, 1).cpu())
+    grid = torch.stack(rows).flatten(0, 1)  # image-major: each row one image, each column one strength
+    out = Path(args.out)
+    save_image(grid, out / "edit_grid.png", nrow=len(args.strengths))
+    for key, strip in zip(keys, rows):
+        save_image(strip, out / "strips" / Path(key).with_suffix(".png"), nrow=len(args.strengths))
+    edit_name = args.direction or f"{args.ganspace} component {args.component} layers {args.start}-{args.end}"
+    print(format_table([["images", len(keys)], ["edit", edit_name], ["strengths", args.strengths],
+                        ["seconds per edited image", round(timer.seconds / max(1, grid.shape[0]), 4)],
+                        ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"]], ["edit", "value"]))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ weights
 def _weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--missing", action="store_true", help="list only the files that are missing")

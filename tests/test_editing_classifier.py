@@ -20,15 +20,6 @@ SAMPLES = REPO / "data" / "samples"
 ATTRIBUTES = ["Smiling", "Male", "Young", "Eyeglasses", "Wearing_Lipstick"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models and problems are tiny: one intra-op thread is faster, and robust on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _trainer(**kwargs) -> pl.Trainer:
     options = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                    enable_model_summary=False, num_sanity_val_steps=0)

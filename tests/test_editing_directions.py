@@ -13,15 +13,6 @@ from stylegan_lightning.serialization import CheckpointError
 D, N_LATENT = 8, 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models and problems are tiny: one intra-op thread is faster, and robust on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _vector(seed: int = 0, dim: int = D) -> torch.Tensor:
     return torch.randn(dim, generator=torch.Generator().manual_seed(seed))
 

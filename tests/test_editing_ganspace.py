@@ -13,15 +13,6 @@ from stylegan_lightning.stylegan2 import FrozenGenerator
 K = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models and problems are tiny: one intra-op thread is faster, and robust on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def frozen():
     from stylegan_lightning.stylegan2 import Generator

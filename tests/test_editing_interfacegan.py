@@ -12,15 +12,6 @@ from stylegan_lightning.stylegan2 import FrozenGenerator
 N = 2000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models and problems are tiny: one intra-op thread is faster, and robust on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def latents():
     """w from the mapping network of a tiny random generator (anisotropic, correlated, not centred)."""

@@ -10,15 +10,6 @@ from stylegan_lightning.editing import (AttributeClassifier, apply_direction, ex
 from stylegan_lightning.stylegan2 import FrozenGenerator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models are tiny: one intra-op thread is faster, and robust on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def setup(tiny_generator):
     frozen = FrozenGenerator(tiny_generator(size=32, style_dim=32), n_mean_latent=256)

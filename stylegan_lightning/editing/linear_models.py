@@ -18,28 +18,12 @@ thread synchronisation, above all on a loaded machine (the previous thread count
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 CLASSIFIER_LOSSES = ("squared_hinge", "hinge", "logistic")
-SINGLE_THREAD_NUMEL = 1 << 22
-
-
-@contextmanager
-def _threads_for(x: torch.Tensor) -> Iterator[None]:
-    """One intra-op thread while solving a small CPU problem."""
-    if x.device.type != "cpu" or x.numel() >= SINGLE_THREAD_NUMEL or torch.get_num_threads() == 1:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _loss(margin: torch.Tensor, loss: str) -> torch.Tensor:
@@ -76,7 +60,7 @@ def fit_linear_classifier(
         margin = y * (x @ theta[:-1] + theta[-1])
         return (weight * _loss(margin, loss)).sum() + 0.5 * l2 * theta[:-1].square().sum()
 
-    with torch.enable_grad(), _threads_for(x):
+    with torch.enable_grad():
         if loss == "hinge":
             iterations, converged = _adam(theta, objective, max_iter)
         else:

@@ -1,0 +1,91 @@
+"""Image inversion as a tool: load an inversion method from a checkpoint, read images, write latents.
+
+Methods register a loader in :data:`INVERSION_METHODS` (``method -> loader(checkpoint, generator) -> model``);
+a model has ``invert(images) -> (w_plus, reconstruction)`` and ``decoder`` (its :class:`FrozenGenerator`).
+Latents files are plain ``torch.save`` dicts ``{"keys", "w_plus", "method", "checkpoint", "generator_config",
+"extra"}`` read back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .serialization import CheckpointError, require_file, safe_torch_load
+
+Loader = Callable[[str, "str | None"], nn.Module]
+INVERSION_METHODS: dict[str, Loader] = {}
+
+
+def register_inversion_method(name: str, loader: Loader) -> None:
+    """Make ``--method name`` available to ``stylegan-lightning invert`` / ``edit``."""
+    INVERSION_METHODS[name] = loader
+
+
+def _is_lightning_checkpoint(path: str) -> bool:
+    data = safe_torch_load(path, "inversion checkpoint")
+    return isinstance(data, dict) and "pytorch-lightning_version" in data
+
+
+def _load_encoder(checkpoint: str, generator: str | None) -> nn.Module:
+    """pSp / e4e / W-encoder: an official-layout file or an ``EncoderModule`` Lightning checkpoint."""
+    from .encoders import load_encoder
+    from .encoders.module import EncoderModule
+
+    if _is_lightning_checkpoint(checkpoint):
+        overrides = {"generator": generator} if generator else {}
+        return EncoderModule.load_from_checkpoint(checkpoint, map_location="cpu", **overrides).inverter
+    return load_encoder(checkpoint, generator=generator)
+
+
+register_inversion_method("encoder", _load_encoder)
+
+
+def load_inversion_model(checkpoint: str, method: str = "encoder", generator: str | None = None) -> nn.Module:
+    """The inversion model of ``method`` stored in ``checkpoint`` (eval mode)."""
+    require_file(checkpoint, f"{method} inversion checkpoint")
+    if method not in INVERSION_METHODS:
+        raise CheckpointError(f"unknown inversion method {method!r}; available: {sorted(INVERSION_METHODS)}")
+    return INVERSION_METHODS[method](checkpoint, generator).eval()
+
+
+def read_images(path: str | Path, resolution: int) -> tuple[list[str], torch.Tensor]:
+    """Images in [-1, 1] at ``resolution`` from one image file, a folder (recursive) or a zip archive."""
+    from .data import FaceImageDataset
+    from .data.imaging import decode_rgb, fit, image_to_tensor
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() != ".zip":
+        image = fit(decode_rgb(path.read_bytes(), str(path)), resolution, True, Image.Resampling.LANCZOS)
+        return [path.name], image_to_tensor(image)[None]
+    dataset = FaceImageDataset(str(path), resolution=resolution)
+    if len(dataset) == 0:
+        raise CheckpointError(f"no images found in '{path}'")
+    items = [dataset[i] for i in range(len(dataset))]
+    return [item["key"] for item in items], torch.stack([item["image"] for item in items])
+
+
+def save_latents(path: str | Path, keys: list[str], w_plus: torch.Tensor, method: str, checkpoint: str,
+                 generator_config: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write inverted latents (and method-specific tensors in ``extra``) as a plain tensor file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"keys": list(keys), "w_plus": w_plus.detach().cpu(), "method": method, "checkpoint": str(checkpoint),
+                "generator_config": dict(generator_config), "extra": dict(extra or {})}, path)
+    return path
+
+
+def load_latents(path: str | Path) -> dict[str, Any]:
+    """Read a latents file written by :func:`save_latents` (also a bare W / W+ tensor file)."""
+    data = safe_torch_load(path, "latents file")
+    if isinstance(data, torch.Tensor):
+        data = {"keys": [f"{i:05d}" for i in range(len(data))], "w_plus": data, "extra": {}}
+    if not isinstance(data, dict) or not isinstance(data.get("w_plus"), torch.Tensor):
+        raise CheckpointError(f"'{path}' is not a latents file (expected a dict with a 'w_plus' tensor)")
+    if not torch.isfinite(data["w_plus"]).all():
+        raise CheckpointError(f"'{path}' holds NaN or Inf latents")
+    return data
