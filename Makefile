@@ -13,7 +13,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.stylegan-lightning-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test test-all demo bench clean-env
+.PHONY: env test demo bench demo-encoder clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -31,6 +31,19 @@ demo: $(STAMP)  ## generate a sample grid and print timings
 
 bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)
 	$(BIN)/python benchmarks/bench_backbone.py
+
+# Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
+# another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier.
+CONFIG ?=
+train-%: $(STAMP)
+	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/$*.yaml)
+
+DEMO_GENERATOR = outputs/demo/generator-64.pt
+$(DEMO_GENERATOR): | $(STAMP)
+	$(BIN)/stylegan-lightning init-generator $@ --size 64 --style-dim 64 --n-mlp 4 --channel-max 64 --seed 0
+
+demo-encoder: $(STAMP) $(DEMO_GENERATOR)  ## CPU demo: train a small e4e encoder on synthetic faces (minutes)
+	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
 
 clean-env:
 	rm -rf $(VENV)

@@ -363,19 +363,16 @@ LIGHTNING_REGISTRY = (
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 
 
-def run_lightning(argv: list[str]) -> int:
-    """``LightningCLI`` for ``fit`` / ``validate`` / ``test`` / ``predict`` (argv starts with the subcommand)."""
+def run_lightning(argv: list[str] | None) -> int:
+    """``LightningCLI`` for ``fit`` / ``validate`` / ``test`` / ``predict`` (argv starts with the subcommand;
+    ``None`` = the process's own command line)."""
     import importlib
 
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
     for module in LIGHTNING_REGISTRY:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:  # a package of the toolkit not built yet
-            if error.name != module:
-                raise
+        importlib.import_module(module)
     LightningCLI(
         LightningModule,
         LightningDataModule,
@@ -426,9 +423,10 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        return run_lightning(argv)
+        return run_lightning(None if from_command_line else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

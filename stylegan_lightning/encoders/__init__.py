@@ -8,9 +8,8 @@ checkpoints load strictly.
   generator, ``invert(images) -> (w_plus, reconstruction)``.
 - :func:`load_psp`, :func:`load_e4e`, :func:`load_w_encoder`, :func:`load_encoder`: official checkpoints;
   :func:`save_encoder_checkpoint` writes the same layout.
+- :class:`EncoderModule`: the LightningModule that trains pSp / e4e / W encoders.
 """
-
-import importlib.util as _importlib_util
 
 from .backbone import (OFFICIAL_BLOCKS, OFFICIAL_CHANNELS, SMALL_BLOCKS, SMALL_CHANNELS, BackboneConfig,
                        IRSEBackbone, infer_backbone_config, upsample_add)
@@ -22,6 +21,8 @@ from .inverter import Inverter, LatentEncoder, build_inverter, expand_latent_avg
 from .pretrained import init_from_irse50
 from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
 from .w_encoder import WEncoder
+from .latent_discriminator import LatentCodesDiscriminator, LatentPool
+from .module import EncoderModule  # last: the LightningModule builds on everything above
 
 __all__ = [
     "ENCODER_CLASSES",
@@ -32,11 +33,14 @@ __all__ = [
     "SMALL_CHANNELS",
     "BackboneConfig",
     "Encoder4Editing",
+    "EncoderModule",
     "GradualStyleBlock",
     "GradualStyleEncoder",
     "IRSEBackbone",
     "Inverter",
+    "LatentCodesDiscriminator",
     "LatentEncoder",
+    "LatentPool",
     "PyramidFeatures",
     "PyramidStyleEncoder",
     "WEncoder",
@@ -55,11 +59,3 @@ __all__ = [
     "save_encoder_checkpoint",
     "upsample_add",
 ]
-
-# The LightningModule (``module.py``) is imported last, when present, so that ``LightningCLI`` (which imports
-# this package) sees its classes; it may itself import the names above.
-if _importlib_util.find_spec(f"{__name__}.module") is not None:
-    from . import module  # noqa: E402,F401
-
-    __all__ += [name for name in getattr(module, "__all__", ()) if name not in __all__]
-    globals().update({name: getattr(module, name) for name in getattr(module, "__all__", ())})
