@@ -12,6 +12,7 @@ from stylegan_lightning.encoders import (SMALL_BLOCKS, SMALL_CHANNELS, BackboneC
                                          build_inverter, infer_backbone_config)
 from stylegan_lightning.nets.irse import Backbone
 from stylegan_lightning.stylegan2 import FrozenGenerator
+from model_helpers import randomize_batchnorm  # noqa: E402  (test helper beside this file)
 
 SMALL = dict(blocks=SMALL_BLOCKS, channels=SMALL_CHANNELS)
 
@@ -123,21 +124,11 @@ def images():
     return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def _randomize_bn(module, seed=0):
-    """Non-trivial batch-norm statistics so eval-mode outputs depend on them."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, buffer in module.named_buffers():
-            if name.endswith("running_mean"):
-                buffer.copy_(torch.randn(buffer.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                buffer.copy_(torch.rand(buffer.shape, generator=g) + 0.5)
-    return module
 
 
 def _small(kind, n_styles=8, style_dim=32, input_size=32, seed=0, **kwargs):
     torch.manual_seed(seed)
-    return _randomize_bn(build_encoder(kind, n_styles, style_dim, input_size, **SMALL, **kwargs), seed).eval()
+    return randomize_batchnorm(build_encoder(kind, n_styles, style_dim, input_size, **SMALL, **kwargs), seed).eval()
 
 
 def test_psp_pyramid_and_styles(images):

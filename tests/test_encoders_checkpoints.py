@@ -15,28 +15,18 @@ from stylegan_lightning.nets.irse import ir_se50
 from stylegan_lightning.serialization import CheckpointError
 from stylegan_lightning.stylegan2 import FrozenGenerator
 from stylegan_lightning.weights import ENV_VAR, MissingWeightError
+from model_helpers import randomize_batchnorm  # noqa: E402  (test helper beside this file)
 
 SMALL = dict(blocks=SMALL_BLOCKS, channels=SMALL_CHANNELS)
 N_STYLES, STYLE_DIM, SIZE = 8, 32, 32  # tiny 32 px generator: 2 * 5 - 2 styles of 32 dims
 
 
-def _randomize_bn(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, buffer in module.named_buffers():
-            if name.endswith("running_mean"):
-                buffer.copy_(torch.randn(buffer.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                buffer.copy_(torch.rand(buffer.shape, generator=g) + 0.5)
-            elif name.endswith("num_batches_tracked"):
-                buffer.fill_(7)
-    return module
 
 
 def _source(kind, seed=0, input_nc=3):
     torch.manual_seed(seed)
     encoder = build_encoder(kind, N_STYLES, STYLE_DIM, SIZE, input_nc=input_nc, **SMALL)
-    return _randomize_bn(encoder, seed).eval()
+    return randomize_batchnorm(encoder, seed).eval()
 
 
 def _write_official(path, encoder, generator, opts, latent_avg=None, extra_encoder=None, drop=()):
@@ -172,7 +162,7 @@ def test_save_encoder_checkpoint_round_trip(tmp_path, tiny_generator, kind, inpu
     torch.manual_seed(7)
     bundle = build_inverter(kind, prior, input_size=64, input_nc=input_nc, blocks=(1, 2, 1, 1),
                             channels=(16, 32, 64, 128)).eval()
-    _randomize_bn(bundle.encoder)
+    randomize_batchnorm(bundle.encoder)
     path = save_encoder_checkpoint(tmp_path / "out" / "encoder.pt", bundle, opts={"lpips_lambda": 0.8})
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "opts", "latent_avg"}
@@ -200,7 +190,7 @@ def test_save_encoder_checkpoint_round_trip(tmp_path, tiny_generator, kind, inpu
 def arcface_file(tmp_path_factory):
     """A random IR-SE50 in the ArcFace ``model_ir_se50.pth`` layout (nets.irse Backbone), saved as a state dict."""
     torch.manual_seed(11)
-    net = _randomize_bn(ir_se50(), seed=11)
+    net = randomize_batchnorm(ir_se50(), seed=11)
     folder = tmp_path_factory.mktemp("weights")
     path = folder / "model_ir_se50.pth"
     torch.save(net.state_dict(), path)
