@@ -13,7 +13,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.stylegan-lightning-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo bench demo-encoder clean-env
+.PHONY: env test demo bench demo-encoder train-stylegan train-prior clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -33,10 +33,17 @@ bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)
 	$(BIN)/python benchmarks/bench_backbone.py
 
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
-# another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier.
+# another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier;
+# train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64.yaml (the 64 px face prior).
 CONFIG ?=
 train-%: $(STAMP)
 	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/$*.yaml)
+
+train-stylegan: $(STAMP)  ## StyleGAN2 on FFHQ (configs/stylegan2.yaml)
+	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/stylegan2.yaml)
+
+train-prior: $(STAMP)  ## the 64 px face prior (configs/prior64.yaml)
+	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/prior64.yaml)
 
 DEMO_GENERATOR = outputs/demo/generator-64.pt
 $(DEMO_GENERATOR): | $(STAMP)

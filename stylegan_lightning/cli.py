@@ -359,6 +359,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.data",
     "stylegan_lightning.encoders",
     "stylegan_lightning.editing",
+    "stylegan_lightning.stylegan2.module",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 
