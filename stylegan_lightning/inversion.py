@@ -8,6 +8,7 @@ Latents files are plain ``torch.save`` dicts ``{"keys", "w_plus", "method", "che
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,8 +27,13 @@ def register_inversion_method(name: str, loader: Loader) -> None:
 
 
 def _is_lightning_checkpoint(path: str) -> bool:
-    data = safe_torch_load(path, "inversion checkpoint")
-    return isinstance(data, dict) and "pytorch-lightning_version" in data
+    """Lightning writes torch's zip format whose pickle names the key ``pytorch-lightning_version``; looking at the
+    pickle's bytes answers without unpickling anything or reading the (large) tensor data."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+        return name is not None and b"pytorch-lightning_version" in archive.read(name)
 
 
 def _load_encoder(checkpoint: str, generator: str | None) -> nn.Module:

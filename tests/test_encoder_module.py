@@ -63,13 +63,18 @@ def test_short_fit_checkpoint_and_export(tmp_path, generator_file):
         restored = EncoderModule.load_from_checkpoint(path)
     for (name, a), b in zip(module.state_dict().items(), restored.state_dict().values()):
         assert torch.equal(a, b), name
+    from stylegan_lightning.inversion import load_inversion_model
+
+    from_lightning = load_inversion_model(str(path))  # the invert / edit tools read Lightning checkpoints too
     exported = module.export(str(tmp_path / "e4e.pt"))
     bundle = load_e4e(exported)
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     module.inverter.encoder.encoder.set_progressive_stage("inference")
     module.eval(), bundle.eval()  # batch-norm statistics, not batch statistics
+    from_lightning.encoder.encoder.set_progressive_stage("inference")
     with torch.no_grad():
         assert torch.allclose(bundle.encode(images), module.inverter.encode(images), atol=1e-6)
+        assert torch.allclose(from_lightning.encode(images), module.inverter.encode(images), atol=1e-6)
 
 
 class _Auxiliary(FrozenModule):

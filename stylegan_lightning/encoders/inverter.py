@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
+from ..utils.images import resize_images
 from .backbone import OFFICIAL_BLOCKS, OFFICIAL_CHANNELS
 from .factory import build_encoder
 
@@ -32,17 +32,6 @@ def expand_latent_avg(latent_avg: torch.Tensor, n_styles: int, style_dim: int) -
                          f"[1, {style_dim}] or [{n_styles}, {style_dim}]")
     rows = rows.reshape(-1, style_dim)
     return rows.repeat(n_styles, 1) if rows.shape[0] == 1 else rows.clone()
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """``images`` resized to ``size`` x ``size``: unchanged at that size, area averaging when shrinking, bilinear
-    interpolation (``align_corners=False``) when enlarging. Differentiable."""
-    height, width = images.shape[-2:]
-    if (height, width) == (size, size):
-        return images
-    mode = "area" if height >= size and width >= size else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(images, size=(size, size), mode=mode, **kwargs)
 
 
 class LatentEncoder(nn.Module):

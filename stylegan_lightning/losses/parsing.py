@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.images import resize_labels
+
 PARSING_MODES = ("cross_entropy", "feature")
 
 
@@ -33,9 +35,7 @@ class ParsingLoss(nn.Module):
                     raise ValueError("ParsingLoss needs a target image or ground-truth labels")
                 with torch.no_grad():
                     labels = self.parser(target).argmax(1)
-            if labels.shape[-2:] != logits.shape[-2:]:
-                labels = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0]
-            return F.cross_entropy(logits, labels.long())
+            return F.cross_entropy(logits, resize_labels(labels, logits.shape[-2:]))
         if target is None:
             raise ValueError("the feature parsing loss needs a target image")
         with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .reconstruction import resize
+from ..utils.images import resize_images
 
 
 class LPIPSLoss(nn.Module):
@@ -26,5 +26,5 @@ class LPIPSLoss(nn.Module):
         return cls(LPIPSNetwork(net=net, backbone_path=backbone_path), resolution)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        prediction, target = resize(prediction, self.resolution), resize(target, self.resolution)
+        prediction, target = resize_images(prediction, self.resolution), resize_images(target, self.resolution)
         return self.network(prediction, target).mean()

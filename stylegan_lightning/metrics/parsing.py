@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
+
+from ..utils.images import resize_labels
 
 
 class ParsingMIoU(Metric):
@@ -56,8 +57,7 @@ class ParsingMIoU(Metric):
 
     def _accumulate(self, predicted: torch.Tensor, labels: torch.Tensor) -> None:
         """Add label maps [B, H, W] (targets resized to the prediction's size with nearest neighbour)."""
-        if labels.shape[-2:] != predicted.shape[-2:]:
-            labels = F.interpolate(labels[:, None].float(), size=predicted.shape[-2:], mode="nearest")[:, 0].long()
+        labels = resize_labels(labels, predicted.shape[-2:])
         if predicted.min() < 0 or labels.min() < 0 or max(predicted.max(), labels.max()) >= self.num_classes:
             raise ValueError(f"ParsingMIoU: labels outside [0, {self.num_classes})")
         index = labels.reshape(-1) * self.num_classes + predicted.reshape(-1)

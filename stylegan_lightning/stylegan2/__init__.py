@@ -2,6 +2,7 @@
 :class:`FrozenGenerator`, the wrapper every method uses, and :class:`StyleGAN2Module`, which trains a prior."""
 
 from .checkpoints import (
+    build_discriminator,
     build_generator,
     convert_checkpoint,
     infer_generator_config,
@@ -21,6 +22,7 @@ __all__ = [
     "FrozenGenerator",
     "Generator",
     "StyleGAN2Module",
+    "build_discriminator",
     "build_generator",
     "channel_layout",
     "convert_checkpoint",

@@ -153,18 +153,23 @@ def load_generator(path: str | Path, **config: Any) -> Generator:
     return build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
 
 
-def load_discriminator(path: str | Path, **config: Any) -> Discriminator:
-    """Load the discriminator stored beside a generator (rosinality ``"d"``, NVlabs ``D``, Lightning modules)."""
-    data = read_checkpoint(path)
-    state = data["discriminator"]
-    if state is None:
-        raise CheckpointError(f"'{path}' holds no discriminator (official exports often keep only g_ema)")
-    generator_config = infer_generator_config(data["generator"])
+def build_discriminator(state: Mapping[str, torch.Tensor], generator_state: Mapping[str, torch.Tensor],
+                        **config: Any) -> Discriminator:
+    """A :class:`Discriminator` loaded strictly from ``state``, shaped like the generator of ``generator_state``
+    (``config`` overrides)."""
+    generator_config = infer_generator_config(generator_state)
     arguments = dict(size=generator_config["size"], channel_multiplier=generator_config["channel_multiplier"],
                      channel_max=generator_config["channel_max"], blur_kernel=generator_config["blur_kernel"])
     arguments.update({k: v for k, v in config.items() if v is not None})
-    discriminator = load_state_strict(Discriminator(**arguments), state, f"discriminator weights ({arguments})")
-    return discriminator
+    return load_state_strict(Discriminator(**arguments), state, f"discriminator weights ({arguments})")
+
+
+def load_discriminator(path: str | Path, **config: Any) -> Discriminator:
+    """Load the discriminator stored beside a generator (rosinality ``"d"``, NVlabs ``D``, Lightning modules)."""
+    data = read_checkpoint(path)
+    if data["discriminator"] is None:
+        raise CheckpointError(f"'{path}' holds no discriminator (official exports often keep only g_ema)")
+    return build_discriminator(data["discriminator"], data["generator"], **config)
 
 
 def save_generator(
@@ -195,7 +200,7 @@ def convert_checkpoint(source: str | Path, destination: str | Path, with_discrim
     generator = build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
     discriminator = None
     if with_discriminator and data["discriminator"] is not None:
-        discriminator = load_discriminator(source)
+        discriminator = build_discriminator(data["discriminator"], data["generator"])
     save_generator(destination, generator, discriminator=discriminator)
     return {"source": str(source), "destination": str(destination), "config": generator.config,
             "latent_avg": generator.latent_avg is not None, "discriminator": discriminator is not None,

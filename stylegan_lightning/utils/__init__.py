@@ -1,7 +1,7 @@
 """Small shared helpers (image files, tables, timing)."""
 
-from .images import image_grid, save_image, tensor_to_pil
+from .images import image_grid, resize_images, resize_labels, save_image, tensor_to_pil
 from .table import format_table
 from .timing import Timer, select_device
 
-__all__ = ["Timer", "format_table", "image_grid", "save_image", "select_device", "tensor_to_pil"]
+__all__ = ["Timer", "format_table", "image_grid", "resize_images", "resize_labels", "save_image", "select_device", "tensor_to_pil"]

@@ -7,7 +7,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+
+
+def resize_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``images`` resized to ``size`` x ``size``: unchanged at that size (or when ``size`` is ``None``), area
+    averaging when shrinking, bilinear interpolation (``align_corners=False``) when enlarging. Differentiable."""
+    if size is None:
+        return images
+    height, width = images.shape[-2:]
+    if (height, width) == (size, size):
+        return images
+    mode = "area" if height >= size and width >= size else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    return F.interpolate(images, size=(size, size), mode=mode, **kwargs)
+
+
+def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Integer label maps [B, H, W] resized to ``size`` with nearest neighbour (returned as int64)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels.long()
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
