@@ -422,24 +422,40 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
     sub.set_defaults(**values)
 
 
+def _user_error(error: BaseException) -> Exception | None:
+    """The user-input error (bad file, bad configuration) that caused ``error``, if any: LightningCLI and
+    jsonargparse wrap the errors of the classes they build."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (CheckpointError, UsageError)):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status."""
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        return run_lightning(None if from_command_line else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    command = argv[0] if argv else None
     try:
+        if command in LIGHTNING_COMMANDS:
+            return run_lightning(None if from_command_line else argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
         if args.config:
             _apply_config(args._parser, args.config)
             args = parser.parse_args(argv)
         return int(args._tool.run(args) or 0)
-    except (CheckpointError, UsageError) as error:
-        print(f"stylegan-lightning {args.command}: error: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - only user-input errors are turned into one line
+        cause = _user_error(error)
+        if cause is None:
+            raise
+        print(f"stylegan-lightning {command}: error: {cause}", file=sys.stderr)
         return 2
 
 

@@ -178,3 +178,23 @@ def test_encoder_learns_on_synthetic_data(tmp_path):
     print(f"\nlatent MSE / image MSE: latent_avg {average}, initial {initial}, trained {trained}")
     assert trained[0] < 0.95 * min(initial[0], average[0])
     assert trained[1] < 0.5 * min(initial[1], average[1])
+
+
+def test_fit_with_a_missing_generator_is_one_line(tmp_path, capsys):
+    config = tmp_path / "missing.yaml"
+    config.write_text(f"""
+trainer:
+  accelerator: cpu
+  logger: false
+model:
+  class_path: EncoderModule
+  init_args:
+    generator: {tmp_path / "nowhere.pt"}
+data:
+  class_path: SyntheticDataModule
+  init_args:
+    generator: {tmp_path / "nowhere.pt"}
+""")
+    assert main(["fit", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "stylegan-lightning fit: error:" in err and "nowhere.pt" in err and "does not exist" in err
