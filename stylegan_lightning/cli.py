@@ -360,6 +360,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.encoders",
     "stylegan_lightning.editing",
     "stylegan_lightning.stylegan2.module",
+    "stylegan_lightning.codec",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 

@@ -11,17 +11,19 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def resize_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``images`` resized to ``size`` x ``size``: unchanged at that size (or when ``size`` is ``None``), area
-    averaging when shrinking, bilinear interpolation (``align_corners=False``) when enlarging. Differentiable."""
+def resize_images(images: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
+    """``images`` resized to ``size`` x ``size`` (or to ``(height, width)``): unchanged at that size (or when
+    ``size`` is ``None``), area averaging when shrinking, bilinear interpolation (``align_corners=False``) when
+    enlarging. Differentiable."""
     if size is None:
         return images
+    target = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
     height, width = images.shape[-2:]
-    if (height, width) == (size, size):
+    if (height, width) == target:
         return images
-    mode = "area" if height >= size and width >= size else "bilinear"
+    mode = "area" if height >= target[0] and width >= target[1] else "bilinear"
     kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(images, size=(size, size), mode=mode, **kwargs)
+    return F.interpolate(images, size=target, mode=mode, **kwargs)
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

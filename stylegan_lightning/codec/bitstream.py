@@ -1,0 +1,188 @@
+"""The codec's file format (version 1): a small header, then each layer's payload in transmission order.
+
+All integers are big-endian; lengths are unsigned LEB128 varints (1 byte below 128)::
+
+    offset  size  field
+    0       4     magic b"SGLC"
+    4       1     format version (1)
+    5       8     model fingerprint (:meth:`ScalableFaceCodec.fingerprint`; a different model refuses the stream)
+    13      2     resolution of the generator that decodes it (u16)
+    15      2     image height (u16; the decoded image is resized to height x width when it differs)
+    17      2     image width (u16)
+    19      1     number of layers of the model K
+    20      1     number of layers in this stream k (1..K)
+    21      ...   per layer: varint hyper-latent length, varint symbol length, u16 CRC-16 of the layer's payload
+    ...     2     u16 CRC-16 of every header byte before it
+    ...           payloads: hyper_1 symbols_1 hyper_2 symbols_2 ... (layer payload = hyper_k + symbols_k)
+
+Scalability: a stream cut right after layer j's payload (j < k) still decodes layers 1..j; :meth:`CodecStream
+.truncate` writes a proper j-layer stream. Anything else wrong -- wrong magic or version, a damaged header, a
+payload cut inside a layer, damaged payload bytes (CRC-16 / CCITT, ``binascii.crc_hqx``) -- raises
+:class:`BitstreamError`, before any entropy decoding.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import LayerStrings
+
+MAGIC = b"SGLC"
+FORMAT_VERSION = 1
+SUFFIX = ".sglc"
+_FIXED = struct.Struct(">4sB8sHHHBB")
+
+
+class BitstreamError(ValueError):
+    """A codec stream that cannot be decoded (see :mod:`.bitstream` for the cases)."""
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT of ``data``."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def _write_varint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError(f"varints are unsigned, got {value}")
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if offset >= len(data):
+            raise BitstreamError("the stream ends inside its header (a length field is cut)")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+        if shift > 35:
+            raise BitstreamError("damaged header: a length field is too long")
+
+
+@dataclass
+class CodecStream:
+    """One coded image: header fields plus the per-layer strings (``layers`` holds the k layers present)."""
+
+    fingerprint: bytes
+    resolution: int
+    height: int
+    width: int
+    total_layers: int
+    layers: LayerStrings
+
+    def __post_init__(self) -> None:
+        if len(self.fingerprint) != 8:
+            raise ValueError(f"the model fingerprint must be 8 bytes, got {len(self.fingerprint)}")
+        if not 1 <= len(self.layers) <= self.total_layers <= 255:
+            raise ValueError(f"a stream holds 1..{self.total_layers} layers, got {len(self.layers)}")
+        for name, value in (("resolution", self.resolution), ("height", self.height), ("width", self.width)):
+            if not 1 <= value <= 0xFFFF:
+                raise ValueError(f"{name} must be in 1..65535, got {value}")
+
+    @property
+    def n_layers(self) -> int:
+        """Layers present in this stream."""
+        return len(self.layers)
+
+    def layer_payload(self, layer: int) -> bytes:
+        return self.layers.hyper[layer - 1] + self.layers.symbols[layer - 1]
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes."""
+        header = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, self.fingerprint, self.resolution, self.height,
+                                       self.width, self.total_layers, self.n_layers))
+        for layer in range(1, self.n_layers + 1):
+            header += _write_varint(len(self.layers.hyper[layer - 1]))
+            header += _write_varint(len(self.layers.symbols[layer - 1]))
+            header += struct.pack(">H", crc16(self.layer_payload(layer)))
+        header += struct.pack(">H", crc16(bytes(header)))
+        return bytes(header) + b"".join(self.layer_payload(k) for k in range(1, self.n_layers + 1))
+
+    def truncate(self, layers: int) -> "CodecStream":
+        """The same image with layers 1..``layers`` only (what a sender transmits for a k-layer receiver)."""
+        if not 1 <= layers <= self.n_layers:
+            raise ValueError(f"can keep 1..{self.n_layers} layers, got {layers}")
+        kept = LayerStrings(self.layers.hyper[:layers], self.layers.symbols[:layers])
+        return CodecStream(self.fingerprint, self.resolution, self.height, self.width, self.total_layers, kept)
+
+    def sizes(self) -> list[int]:
+        """File size in bytes of the stream truncated to 1, 2, ..., k layers (header included)."""
+        return [len(self.truncate(k).to_bytes()) for k in range(1, self.n_layers + 1)]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "CodecStream":
+        """Parse and check a stream (see the module docstring for what raises :class:`BitstreamError`)."""
+        data = bytes(data)
+        if len(data) < len(MAGIC) or data[:4] != MAGIC:
+            raise BitstreamError(f"not a stylegan-lightning codec stream (magic {data[:4]!r}, expected {MAGIC!r})")
+        if len(data) < _FIXED.size:
+            raise BitstreamError(f"the stream ends inside its header ({len(data)} bytes)")
+        magic, version, fingerprint, resolution, height, width, total, count = _FIXED.unpack_from(data)
+        if version != FORMAT_VERSION:
+            raise BitstreamError(f"codec stream format version {version} is not supported (this toolkit reads "
+                                 f"version {FORMAT_VERSION})")
+        offset = _FIXED.size
+        entries = []
+        for _ in range(count):
+            hyper_length, offset = _read_varint(data, offset)
+            symbol_length, offset = _read_varint(data, offset)
+            if offset + 2 > len(data):
+                raise BitstreamError("the stream ends inside its header")
+            entries.append((hyper_length, symbol_length, struct.unpack_from(">H", data, offset)[0]))
+            offset += 2
+        if offset + 2 > len(data):
+            raise BitstreamError("the stream ends inside its header")
+        if struct.unpack_from(">H", data, offset)[0] != crc16(data[:offset]):
+            raise BitstreamError("damaged header (checksum mismatch)")
+        offset += 2
+        if not 1 <= count <= total or min(resolution, height, width) == 0:
+            raise BitstreamError(f"damaged header: {count} of {total} layers, resolution {resolution}, "
+                                 f"size {height}x{width}")
+        hyper, symbols = [], []
+        for layer, (hyper_length, symbol_length, checksum) in enumerate(entries, start=1):
+            end = offset + hyper_length + symbol_length
+            if offset == len(data) and layer > 1:
+                break  # cut at a layer boundary: the layers before decode
+            if end > len(data):
+                raise BitstreamError(f"the stream is truncated inside layer {layer} ({len(data) - offset} of "
+                                     f"{hyper_length + symbol_length} bytes)")
+            payload = data[offset:end]
+            if crc16(payload) != checksum:
+                raise BitstreamError(f"layer {layer} is damaged (checksum mismatch)")
+            hyper.append(payload[:hyper_length])
+            symbols.append(payload[hyper_length:])
+            offset = end
+        if offset != len(data):
+            raise BitstreamError(f"{len(data) - offset} unexpected bytes after the last layer")
+        return cls(fingerprint, resolution, height, width, total, LayerStrings(hyper, symbols))
+
+
+def write_stream(path: str | Path, stream: CodecStream) -> Path:
+    """Write ``stream`` to ``path`` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(stream.to_bytes())
+    return path
+
+
+def read_stream(path: str | Path) -> CodecStream:
+    """Read and check a stream file (:class:`BitstreamError` when it cannot be decoded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"codec stream '{path}' does not exist")
+    try:
+        return CodecStream.from_bytes(path.read_bytes())
+    except BitstreamError as error:
+        raise BitstreamError(f"'{path}': {error}") from None

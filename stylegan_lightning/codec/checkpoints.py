@@ -1,0 +1,100 @@
+"""Codec files: a trained :class:`~.model.ScalableFaceCodec` with everything needed to decode (generator
+included), and loading from either that file or a ``CodecModule`` Lightning checkpoint.
+
+Layout (``torch.save``; read back with ``weights_only=True``)::
+
+    {"format": "stylegan-lightning-codec", "format_version": 1,
+     "spec": {"codec": {layer_split, code_channels, ...}, "encoder": {kind, input_size, blocks, channels, mode,
+              input_nc, start_from_latent_avg}},
+     "state_dict": the codec's state (encoder.*, generator.*, entropy models with their CDF tables, ...)}
+
+A Lightning checkpoint of ``CodecModule`` holds the same ``spec`` under ``"codec_spec"`` and the state under
+``"codec."`` in its ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..encoders.factory import build_encoder
+from ..encoders.inverter import LatentEncoder
+from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..stylegan2.checkpoints import build_generator
+from ..stylegan2.frozen import FrozenGenerator
+from .model import ScalableFaceCodec
+
+CODEC_FORMAT = "stylegan-lightning-codec"
+CODEC_FORMAT_VERSION = 1
+PURPOSE = "codec file (a trained scalable face codec: `stylegan-lightning fit --config configs/codec.yaml`)"
+
+
+def codec_spec(codec: ScalableFaceCodec) -> dict[str, Any]:
+    """Plain-data description from which :func:`build_codec` rebuilds ``codec``'s architecture."""
+    inner = codec.encoder.encoder
+    backbone = inner.config
+    return {"codec": dict(codec.config),
+            "encoder": {"kind": inner.kind, "input_size": int(codec.encoder.input_size),
+                        "blocks": list(backbone.blocks), "channels": list(backbone.channels), "mode": backbone.mode,
+                        "input_nc": int(backbone.input_nc),
+                        "start_from_latent_avg": bool(codec.encoder.start_from_latent_avg)}}
+
+
+def build_codec(generator: FrozenGenerator, spec: Mapping[str, Any]) -> ScalableFaceCodec:
+    """A codec (random weights) of architecture ``spec`` over ``generator``."""
+    encoder_spec = dict(spec["encoder"])
+    start = encoder_spec.pop("start_from_latent_avg", True)
+    input_size = encoder_spec.pop("input_size")
+    kind = encoder_spec.pop("kind")
+    network = build_encoder(kind, generator.n_latent, generator.style_dim, input_size,
+                            tuple(encoder_spec["blocks"]), tuple(encoder_spec["channels"]),
+                            encoder_spec.get("input_nc", 3), mode=encoder_spec.get("mode", "ir_se"))
+    encoder = LatentEncoder(network, generator.n_latent, generator.latent_avg, start)
+    return ScalableFaceCodec(generator, encoder, **spec["codec"])
+
+
+def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
+    """Write ``codec`` (updated first if its CDF tables are missing) as a self-contained codec file."""
+    if not codec.is_updated:
+        codec.update()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": CODEC_FORMAT, "format_version": CODEC_FORMAT_VERSION, "spec": codec_spec(codec),
+                "state_dict": {k: v.detach().cpu() for k, v in codec.state_dict().items()}}, path)
+    return path
+
+
+def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> ScalableFaceCodec:
+    """Load a codec file or a ``CodecModule`` Lightning checkpoint; returns the codec in eval mode with its CDF
+    tables built. Anything that does not fit raises :class:`CheckpointError` naming the file."""
+    data = safe_torch_load(path, PURPOSE)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{PURPOSE} '{path}': not a codec file")
+    if data.get("format") == CODEC_FORMAT:
+        if data.get("format_version") != CODEC_FORMAT_VERSION:
+            raise CheckpointError(f"{PURPOSE} '{path}': format version {data.get('format_version')} is not "
+                                  f"supported (this toolkit reads {CODEC_FORMAT_VERSION})")
+        spec, state = data["spec"], data["state_dict"]
+    elif "codec_spec" in data and isinstance(data.get("state_dict"), dict):
+        spec, state = data["codec_spec"], _strip(data["state_dict"], "codec.")
+    else:
+        raise CheckpointError(f"{PURPOSE} '{path}': neither a codec file nor a CodecModule checkpoint "
+                              f"(keys: {sorted(data)[:8]})")
+    try:
+        generator_state = _strip(state, "generator.generator.")
+        generator = FrozenGenerator(build_generator(generator_state, state.get("generator.latent_avg")))
+        codec = build_codec(generator, spec)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{PURPOSE} '{path}': cannot rebuild the codec ({error})") from error
+    codec.resize_entropy_buffers(state)
+    load_state_strict(codec, state, f"{PURPOSE} '{path}'")
+    codec.invalidate_fingerprint()
+    if not codec.is_updated:
+        codec.update()
+    return codec.to(map_location).eval()

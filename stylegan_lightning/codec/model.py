@@ -1,0 +1,346 @@
+"""The scalable face codec: style vectors of a frozen StyleGAN2 prior coded as a layered bitstream.
+
+Pipeline (sender -> receiver)::
+
+    image -> hierarchical style encoder (pSp) -> W+ [B, n, D]
+          -> analysis (per-vector linear map of w - w_avg)          -> y [B, n, C]   (style tokens)
+          -> layer-wise hyper-transformer                           -> z [B, n, Cz]  (hyper-latent)
+    per layer k = 1..K (in order):
+          z_k  -> EntropyBottleneck_k                               -> ẑ_k   (hyper string k)
+          ẑ_<=k -> masked hyper-decoder                              -> hyperprior features of layer k
+          features + ŷ_<k -> cross-layer entropy transformer         -> (μ_k, σ_k)
+          y_k  -> GaussianConditional(σ_k, μ_k)                     -> ŷ_k = round(y_k - μ_k) + μ_k  (string k)
+    receiver holding layers 1..k: ŷ_<=k -> synthesis (per-vector linear) + w_avg -> W+, the vectors of missing
+          layers = w_avg -> frozen generator -> x̂_k
+
+The analysis / synthesis pair is this implementation's learned quantisation basis and step for the frozen W
+space (initialised to ``y = (w - w_avg) / quantization_step``); the rest follows the paper's structure.
+
+Exactness: the sender and the receiver run the entropy model per image (batch of one) on exactly the same
+inputs (prefixes of layers), so the scales that select the CDFs, and hence the decoded symbols, are identical.
+Training runs the same computation on the batch, with uniform noise for the likelihoods and straight-through
+rounding for the values passed on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from torch import nn
+
+from ..encoders.inverter import LatentEncoder
+from ..stylegan2.frozen import FrozenGenerator
+from .layers import layer_groups
+from .transformer import CrossLayerEntropyTransformer, HyperDecoder, HyperEncoder
+
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+
+
+def scale_table() -> torch.Tensor:
+    """CompressAI's 64 log-spaced Gaussian scales 0.11 ... 256 that index the CDF tables."""
+    return torch.exp(torch.linspace(torch.log(torch.tensor(SCALE_MIN)), torch.log(torch.tensor(SCALE_MAX)),
+                                    SCALE_LEVELS))
+
+
+def round_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` forward, identity gradient backward."""
+    return x + (torch.round(x) - x).detach()
+
+
+class TokenLinear(nn.Module):
+    """A separate affine map per style vector: [B, n, in] -> [B, n, out] (n = vectors used, a prefix or a
+    selection given by ``positions``)."""
+
+    def __init__(self, n_tokens: int, in_channels: int, out_channels: int, gain: float = 1.0):
+        super().__init__()
+        if in_channels == out_channels:
+            weight = torch.eye(in_channels).repeat(n_tokens, 1, 1) * gain
+        else:
+            weight = torch.randn(n_tokens, in_channels, out_channels) * (gain / in_channels ** 0.5)
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.zeros(n_tokens, out_channels))
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        weight, bias = (self.weight, self.bias) if positions is None else (self.weight[positions], self.bias[positions])
+        return torch.einsum("bnc,ncd->bnd", x, weight) + bias
+
+
+@dataclass
+class CodecOutput:
+    """What :meth:`ScalableFaceCodec.forward` returns (one entry per scalable layer in the lists).
+
+    ``w``: the encoder's W+; ``y``: style tokens; ``y_hat``: quantised tokens (all layers);
+    ``w_hat[k-1]``: W+ decoded from layers 1..k (the other vectors = w_avg); ``likelihoods[k-1]``: ``{"z", "y"}``
+    likelihood tensors of layer k (their bits are layer k's rate); ``means``, ``scales``: Gaussian parameters.
+    """
+
+    w: torch.Tensor
+    y: torch.Tensor
+    y_hat: torch.Tensor
+    w_hat: list[torch.Tensor]
+    likelihoods: list[dict[str, torch.Tensor]]
+    means: torch.Tensor
+    scales: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def layer_bits(self) -> torch.Tensor:
+        """Estimated bits of each layer per image, [B, K] (from the likelihoods)."""
+        return torch.stack([sum(-torch.log2(t).flatten(1).sum(1) for t in layer.values())
+                            for layer in self.likelihoods], dim=1)
+
+
+@dataclass
+class LayerStrings:
+    """The entropy-coded payload of one image: per layer, the hyper-latent string and the symbol string."""
+
+    hyper: list[bytes]
+    symbols: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.hyper)
+
+
+class ScalableFaceCodec(nn.Module):
+    """Scalable face codec over a frozen StyleGAN2 prior (see the module docstring).
+
+    Args:
+        generator: the frozen generator (the receiver must hold the same one).
+        encoder: a :class:`LatentEncoder` (pSp ``GradualStyleEncoder``) predicting W+ for ``generator``.
+        layer_split: grouping of the style vectors into layers (:func:`~.layers.layer_groups`).
+        code_channels: channels per style token (default: the generator's ``style_dim``).
+        hyper_channels: hyper-latent channels per style token.
+        dim, depth, heads: width, blocks and heads of the three transformers.
+        quantization_step: initial quantisation step in W units (the analysis starts as ``(w - w_avg) / step``).
+    """
+
+    def __init__(self, generator: FrozenGenerator, encoder: LatentEncoder,
+                 layer_split: str | Sequence[int] = "resolution", code_channels: int | None = None,
+                 hyper_channels: int = 32, dim: int = 256, depth: int = 2, heads: int = 4,
+                 quantization_step: float = 0.25):
+        super().__init__()
+        if not isinstance(generator, FrozenGenerator):
+            raise TypeError(f"generator must be a FrozenGenerator, got {type(generator).__name__}")
+        if (encoder.n_styles, encoder.style_dim) != (generator.n_latent, generator.style_dim):
+            raise ValueError(f"the encoder predicts [{encoder.n_styles}, {encoder.style_dim}] codes but the "
+                             f"generator takes W+ [{generator.n_latent}, {generator.style_dim}]")
+        if quantization_step <= 0:
+            raise ValueError(f"quantization_step must be positive, got {quantization_step}")
+        n, style_dim = generator.n_latent, generator.style_dim
+        channels = int(code_channels or style_dim)
+        self.generator = generator
+        self.encoder = encoder
+        self.groups = layer_groups(n, layer_split if isinstance(layer_split, str) else list(layer_split))
+        self.config = dict(layer_split=layer_split if isinstance(layer_split, str) else list(layer_split),
+                           code_channels=channels, hyper_channels=hyper_channels, dim=dim, depth=depth, heads=heads,
+                           quantization_step=quantization_step)
+        layer_ids = torch.cat([torch.full((len(g),), k) for k, g in enumerate(self.groups)])
+        self.register_buffer("layer_ids", layer_ids, persistent=False)
+        self.analysis = TokenLinear(n, style_dim, channels, 1.0 / quantization_step)
+        self.synthesis = TokenLinear(n, channels, style_dim, quantization_step)
+        self.hyper_encoder = HyperEncoder(channels, hyper_channels, dim, n, depth, heads)
+        self.hyper_decoder = HyperDecoder(hyper_channels, dim, n, depth, heads)
+        self.entropy_transformer = CrossLayerEntropyTransformer(channels, dim, n, depth, heads)
+        self.hyper_bottlenecks = nn.ModuleList(EntropyBottleneck(hyper_channels) for _ in self.groups)
+        self.gaussian = GaussianConditional(None)
+        self._fingerprint: bytes | None = None
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_layers(self) -> int:
+        return len(self.groups)
+
+    @property
+    def n_latent(self) -> int:
+        return self.generator.n_latent
+
+    @property
+    def channels(self) -> int:
+        return self.config["code_channels"]
+
+    def layer_end(self, layer: int) -> int:
+        """Number of style vectors held by layers 1..``layer``."""
+        return self.groups[layer - 1][-1] + 1
+
+    def _check_layers(self, layers: int | None) -> int:
+        layers = self.n_layers if layers is None else int(layers)
+        if not 1 <= layers <= self.n_layers:
+            raise ValueError(f"layers must be in 1..{self.n_layers}, got {layers}")
+        return layers
+
+    # ------------------------------------------------------------------ sender side
+    def encode_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in [-1, 1] -> (W+, style tokens y)."""
+        w = self.encoder(images)
+        return w, self.analysis(w - self.encoder.latent_avg)
+
+    def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """Decoded tokens of the first ``y_hat.shape[1]`` style vectors -> full W+ (the rest = w_avg)."""
+        b, m = y_hat.shape[:2]
+        latent_avg = self.encoder.latent_avg
+        w_hat = latent_avg.expand(b, -1, -1)
+        if m == 0:
+            return w_hat.clone()
+        decoded = latent_avg[:m] + self.synthesis(y_hat, torch.arange(m, device=y_hat.device))
+        return torch.cat([decoded, w_hat[:, m:]], dim=1)
+
+    def entropy_parameters(self, z_hat_prefix: torch.Tensor, y_hat_before: torch.Tensor,
+                           layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, scales) [B, n_k, C] of layer ``layer``'s tokens from ẑ of layers 1..layer and ŷ of layers
+        1..layer-1 (exactly what a receiver holding those layers has)."""
+        start, end = self.groups[layer - 1][0], self.layer_end(layer)
+        features = self.hyper_decoder(z_hat_prefix[:, :end], self.layer_ids)[:, start:end]
+        positions = torch.arange(start, device=features.device)
+        return self.entropy_transformer(features, y_hat_before[:, :start], positions)
+
+    def forward(self, images: torch.Tensor) -> CodecOutput:
+        """Training / evaluation pass over all layers (noise in training, rounding in eval)."""
+        w, y = self.encode_tokens(images)
+        z = self.hyper_encoder(y, self.layer_ids)
+        z_hats, y_hats, likelihoods, w_hats, all_means, all_scales = [], [], [], [], [], []
+        for layer, group in enumerate(self.groups, start=1):
+            start, end = group[0], group[-1] + 1
+            z_hat, z_likelihood = self.hyper_bottlenecks[layer - 1](z[:, start:end].transpose(1, 2))
+            z_hats.append(z_hat.transpose(1, 2))
+            y_before = torch.cat(y_hats, dim=1) if y_hats else y[:, :0]
+            means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
+            y_layer = y[:, start:end]
+            _, y_likelihood = self.gaussian(y_layer.transpose(1, 2), scales.transpose(1, 2),
+                                            means.transpose(1, 2))
+            y_hats.append(round_straight_through(y_layer - means) + means)
+            likelihoods.append({"z": z_likelihood, "y": y_likelihood})
+            w_hats.append(self.synthesize(torch.cat(y_hats, dim=1)))
+            all_means.append(means)
+            all_scales.append(scales)
+        return CodecOutput(w=w, y=y, y_hat=torch.cat(y_hats, dim=1), w_hat=w_hats, likelihoods=likelihoods,
+                           means=torch.cat(all_means, dim=1), scales=torch.cat(all_scales, dim=1))
+
+    def decode_images(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """W+ -> images in [-1, 1] at the generator's resolution (stored noise, deterministic)."""
+        return self.generator(w_hat, space="w", noise="const")
+
+    # ------------------------------------------------------------------ entropy coding
+    def aux_loss(self) -> torch.Tensor:
+        """Sum of the hyper-latent bottlenecks' quantile losses (fits their ``quantiles`` only)."""
+        return sum(b.loss() for b in self.hyper_bottlenecks)
+
+    def update(self, force: bool = False) -> bool:
+        """Build the CDF tables the range coder needs (after training, before any compression). Returns
+        whether anything changed."""
+        updated = self.gaussian.update_scale_table(scale_table().to(self.gaussian.lower_bound_scale.bound.device),
+                                                   force=force)
+        for bottleneck in self.hyper_bottlenecks:
+            updated |= bottleneck.update(force=force)
+        self._fingerprint = None
+        return updated
+
+    @property
+    def is_updated(self) -> bool:
+        """Whether the CDF tables exist (``update()`` ran)."""
+        return self.gaussian._quantized_cdf.numel() > 0 and all(
+            b._quantized_cdf.numel() > 0 for b in self.hyper_bottlenecks)
+
+    def _require_cdfs(self) -> None:
+        if not self.is_updated:
+            raise RuntimeError("the codec's CDF tables are not built: call codec.update() after training (the "
+                               "CodecModule does this at the end of fit and when a checkpoint is loaded)")
+
+    @torch.no_grad()
+    def compress(self, images: torch.Tensor) -> tuple[list[LayerStrings], list[torch.Tensor]]:
+        """Entropy-code a batch. Returns, per image, its :class:`LayerStrings` and its quantised symbols
+        ``round(y - μ)`` [n_latent, C] (for checks; the receiver decodes exactly these)."""
+        self._require_cdfs()
+        _, y = self.encode_tokens(images)
+        z = self.hyper_encoder(y, self.layer_ids)
+        results, all_symbols = [], []
+        for i in range(images.shape[0]):  # one image at a time, as the receiver decodes
+            hyper, strings, z_hats, y_hats, symbols = [], [], [], [], []
+            for layer, group in enumerate(self.groups, start=1):
+                start, end = group[0], group[-1] + 1
+                bottleneck = self.hyper_bottlenecks[layer - 1]
+                z_layer = z[i:i + 1, start:end].transpose(1, 2)
+                hyper.append(bottleneck.compress(z_layer)[0])
+                z_hats.append(bottleneck.decompress([hyper[-1]], (end - start,)).transpose(1, 2))
+                y_before = torch.cat(y_hats, dim=1) if y_hats else y[i:i + 1, :0]
+                means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
+                indexes = self.gaussian.build_indexes(scales.transpose(1, 2))
+                y_layer = y[i:i + 1, start:end].transpose(1, 2)
+                strings.append(self.gaussian.compress(y_layer, indexes, means.transpose(1, 2))[0])
+                q = self.gaussian.quantize(y_layer, "symbols", means.transpose(1, 2))
+                symbols.append(q.transpose(1, 2)[0])
+                y_hats.append((q.to(means.dtype).transpose(1, 2) + means))
+            results.append(LayerStrings(hyper, strings))
+            all_symbols.append(torch.cat(symbols, dim=0))
+        return results, all_symbols
+
+    @torch.no_grad()
+    def decompress(self, strings: LayerStrings, layers: int | None = None,
+                   return_symbols: bool = False):
+        """One image's strings (at least ``layers`` of them) -> decoded W+ [1, n_latent, D] from layers
+        1..``layers`` (default: all the strings hold); with ``return_symbols`` also the symbols [m, C]."""
+        self._require_cdfs()
+        layers = self._check_layers(len(strings) if layers is None else layers)
+        if layers > len(strings):
+            raise ValueError(f"asked for {layers} layers but the stream holds {len(strings)}")
+        device = self.layer_ids.device
+        z_hats, y_hats, symbols = [], [], []
+        for layer in range(1, layers + 1):
+            group = self.groups[layer - 1]
+            start, end = group[0], group[-1] + 1
+            bottleneck = self.hyper_bottlenecks[layer - 1]
+            z_hats.append(bottleneck.decompress([strings.hyper[layer - 1]], (end - start,)).to(device).transpose(1, 2))
+            y_before = (torch.cat(y_hats, dim=1) if y_hats
+                        else torch.zeros(1, 0, self.channels, device=device))
+            means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
+            indexes = self.gaussian.build_indexes(scales.transpose(1, 2))
+            q = self.gaussian.decompress([strings.symbols[layer - 1]], indexes, torch.int32)
+            symbols.append(q.to(device).transpose(1, 2)[0])
+            y_hats.append(q.to(device=device, dtype=means.dtype).transpose(1, 2) + means)
+        w_hat = self.synthesize(torch.cat(y_hats, dim=1))
+        return (w_hat, torch.cat(symbols, dim=0)) if return_symbols else w_hat
+
+    # ------------------------------------------------------------------ identity of the model
+    def decoder_state(self) -> dict[str, torch.Tensor]:
+        """Everything the receiver computes with: generator, w_avg, synthesis, hyper-decoder, entropy
+        transformer and entropy models (CDF tables included)."""
+        state: dict[str, torch.Tensor] = {"latent_avg": self.encoder.latent_avg}
+        for name in ("generator", "synthesis", "hyper_decoder", "entropy_transformer", "hyper_bottlenecks",
+                     "gaussian"):
+            for key, value in getattr(self, name).state_dict().items():
+                state[f"{name}.{key}"] = value
+        return state
+
+    def fingerprint(self) -> bytes:
+        """8-byte digest of the receiver-side model (:meth:`decoder_state` and the layout); a stream carries it so
+        that a different model refuses it. Cached until :meth:`update` or :meth:`invalidate_fingerprint`."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr(sorted((k, v) for k, v in self.config.items())).encode())
+            digest.update(repr(self.groups).encode())
+            for key, value in sorted(self.decoder_state().items()):
+                digest.update(key.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = digest.digest()[:8]
+        return self._fingerprint
+
+    def invalidate_fingerprint(self) -> None:
+        self._fingerprint = None
+
+    # ------------------------------------------------------------------ state dicts with CDF tables
+    def resize_entropy_buffers(self, state: dict[str, torch.Tensor], prefix: str = "") -> None:
+        """Give the CDF buffers the shapes they have in ``state`` (they are empty until ``update()``), so that
+        a strict ``load_state_dict`` of an updated codec works (CompressAI's recipe)."""
+        owners = {f"{prefix}hyper_bottlenecks.{i}.": b for i, b in enumerate(self.hyper_bottlenecks)}
+        owners[f"{prefix}gaussian."] = self.gaussian
+        for owner_prefix, owner in owners.items():
+            for name in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+                buffer, incoming = getattr(owner, name, None), state.get(owner_prefix + name)
+                if isinstance(buffer, torch.Tensor) and isinstance(incoming, torch.Tensor):
+                    buffer.resize_(incoming.shape)
+        self._fingerprint = None
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self.resize_entropy_buffers(dict(state_dict))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
