@@ -11,9 +11,11 @@ SYSTEM_SITE ?=
 PIP_C = $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.stylegan-lightning-installed
+DEMO_GENERATOR = outputs/demo/generator-64.pt
+DEMO_CODEC = outputs/demo/codec.pt
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo bench demo-encoder train-stylegan train-prior clean-env
+.PHONY: env test demo demo-sample bench bench-codec demo-encoder train-stylegan train-prior clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -26,11 +28,18 @@ env: $(STAMP)  ## create / update the virtual environment
 test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU)
 	$(BIN)/python -m pytest -q
 
-demo: $(STAMP)  ## generate a sample grid and print timings
+demo: $(STAMP) $(DEMO_CODEC)  ## codec demo: code the sample faces, decode each layer, grid + bpp/quality table
+	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples --baselines jpeg,webp,avif,heic \
+		--grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
+
+demo-sample: $(STAMP)  ## generate a sample grid from a small generator and print timings
 	$(BIN)/stylegan-lightning sample --config configs/demo/sample.yaml
 
 bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)
 	$(BIN)/python benchmarks/bench_backbone.py
+
+bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on the sample faces, coding times
+	$(BIN)/python benchmarks/bench_codec.py --codec $(DEMO_CODEC) --images data/samples
 
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
 # another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier;
@@ -45,9 +54,12 @@ train-stylegan: $(STAMP)  ## StyleGAN2 on FFHQ (configs/stylegan2.yaml)
 train-prior: $(STAMP)  ## the 64 px face prior (configs/prior64.yaml)
 	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/prior64.yaml)
 
-DEMO_GENERATOR = outputs/demo/generator-64.pt
 $(DEMO_GENERATOR): | $(STAMP)
 	$(BIN)/stylegan-lightning init-generator $@ --size 64 --style-dim 64 --n-mlp 4 --channel-max 64 --seed 0
+
+# The demo codec is trained once (CPU, minutes) and then reused; delete it to train again.
+$(DEMO_CODEC): configs/demo/codec.yaml | $(DEMO_GENERATOR)
+	$(BIN)/stylegan-lightning fit --config configs/demo/codec.yaml
 
 demo-encoder: $(STAMP) $(DEMO_GENERATOR)  ## CPU demo: train a small e4e encoder on synthetic faces (minutes)
 	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml

@@ -3,11 +3,11 @@
 - ``fit`` / ``validate`` / ``test`` / ``predict``: Lightning's ``LightningCLI`` over any of the toolkit's
   LightningModules and DataModules (``--config configs/X.yaml`` with ``model:``, ``data:``, ``trainer:``
   sections; class paths may be short names such as ``EncoderModule``).
-- tool subcommands (``convert``, ``inspect``, ``sample``, ``weights``, ``invert``, ``edit``, ...): every option
-  can also come from the YAML file given with ``--config`` -- either at the top level or in a section named
-  after the tool, so one file can hold a training run and the tools that use its results. Options on the
-  command line override the file. Errors about user input (missing or mismatched weight files, bad
-  configuration) are printed as one line, exit status 2.
+- tool subcommands (``convert``, ``inspect``, ``sample``, ``weights``, ``invert``, ``edit``, ``compress``,
+  ``decompress``, ``evaluate``, ...): every option can also come from the YAML file given with ``--config`` --
+  either at the top level or in a section named after the tool, so one file can hold a training run and the tools
+  that use its results. Options on the command line override the file. Errors about user input (missing or
+  mismatched weight files, bad configuration) are printed as one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -347,6 +347,29 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ codec
+# The codec tools live in stylegan_lightning.codec.tools; that package imports CompressAI and Lightning, so it is
+# imported only when one of these subcommands is parsed or run (build_parser adds the requested tool's options only).
+def _codec_tool(name: str, help: str) -> None:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        from .codec import tools
+
+        getattr(tools, f"{name}_arguments")(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from .codec import tools
+
+        return getattr(tools, f"run_{name}")(args)
+
+    tool(name, help, add_arguments)(run)
+
+
+_codec_tool("compress", "compress face images into scalable codec streams (.sglc; bytes and bpp per layer)")
+_codec_tool("decompress", "decode codec streams (.sglc) into PNG images from layers 1..k")
+_codec_tool("evaluate", "rate, distortion and timings of every codec layer on a set of images (and classical "
+                        "baselines)")
+
+
 # ------------------------------------------------------------------------------------------------ Lightning
 LIGHTNING_COMMANDS = {
     "fit": "train a module (LightningCLI)",
@@ -389,7 +412,8 @@ def run_lightning(argv: list[str] | None) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ driver
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser; with ``command``, only that tool's options are added (all tools are listed)."""
     parser = argparse.ArgumentParser(prog="stylegan-lightning", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in LIGHTNING_COMMANDS.items():
@@ -397,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     for entry in TOOLS.values():
         sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
         sub.add_argument("--config", default=None, help="YAML file of option values (command line overrides)")
-        entry.add_arguments(sub)
+        if command is None or command == entry.name:
+            entry.add_arguments(sub)
         sub.set_defaults(_tool=entry, _parser=sub)
     return parser
 
@@ -426,9 +451,14 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
 def _user_error(error: BaseException) -> Exception | None:
     """The user-input error (bad file, bad configuration) that caused ``error``, if any: LightningCLI and
     jsonargparse wrap the errors of the classes they build."""
+    user_errors: tuple[type, ...] = (CheckpointError, UsageError)
+    for module, name in (("stylegan_lightning.data.errors", "DatasetError"),
+                         ("stylegan_lightning.codec.bitstream", "BitstreamError")):
+        if module in sys.modules:  # an error of a module never imported cannot have been raised
+            user_errors += (getattr(sys.modules[module], name),)
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, (CheckpointError, UsageError)):
+        if isinstance(error, user_errors):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -443,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command in LIGHTNING_COMMANDS:
             return run_lightning(None if from_command_line else argv)
-        parser = build_parser()
+        parser = build_parser(command)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

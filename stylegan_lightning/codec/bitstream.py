@@ -87,6 +87,8 @@ class CodecStream:
             raise ValueError(f"the model fingerprint must be 8 bytes, got {len(self.fingerprint)}")
         if not 1 <= len(self.layers) <= self.total_layers <= 255:
             raise ValueError(f"a stream holds 1..{self.total_layers} layers, got {len(self.layers)}")
+        if any(not h and not y for h, y in zip(self.layers.hyper, self.layers.symbols)):
+            raise ValueError("every layer of a stream needs a non-empty payload")
         for name, value in (("resolution", self.resolution), ("height", self.height), ("width", self.width)):
             if not 1 <= value <= 0xFFFF:
                 raise ValueError(f"{name} must be in 1..65535, got {value}")

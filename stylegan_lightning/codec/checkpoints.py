@@ -72,11 +72,14 @@ def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
 
 def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> ScalableFaceCodec:
     """Load a codec file or a ``CodecModule`` Lightning checkpoint; returns the codec in eval mode with its CDF
-    tables built. Anything that does not fit raises :class:`CheckpointError` naming the file."""
+    tables built (a codec file's stored tables are kept as they are, so every receiver codes with the sender's
+    tables; a Lightning checkpoint's are rebuilt from its quantiles). Anything that does not fit raises
+    :class:`CheckpointError` naming the file."""
     data = safe_torch_load(path, PURPOSE)
     if not isinstance(data, dict):
         raise CheckpointError(f"{PURPOSE} '{path}': not a codec file")
-    if data.get("format") == CODEC_FORMAT:
+    is_codec_file = data.get("format") == CODEC_FORMAT
+    if is_codec_file:
         if data.get("format_version") != CODEC_FORMAT_VERSION:
             raise CheckpointError(f"{PURPOSE} '{path}': format version {data.get('format_version')} is not "
                                   f"supported (this toolkit reads {CODEC_FORMAT_VERSION})")
@@ -95,6 +98,8 @@ def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> Sc
     codec.resize_entropy_buffers(state)
     load_state_strict(codec, state, f"{PURPOSE} '{path}'")
     codec.invalidate_fingerprint()
-    if not codec.is_updated:
-        codec.update()
+    # a codec file's tables are the sender's, bit for bit: keep them; a training checkpoint may hold tables older
+    # than its weights: rebuild them
+    if not (is_codec_file and codec.is_updated):
+        codec.update(force=True)
     return codec.to(map_location).eval()

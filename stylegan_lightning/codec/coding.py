@@ -3,12 +3,13 @@ use)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
 from ..utils.images import resize_images
+from ..utils.timing import Timer
 from .bitstream import BitstreamError, CodecStream
 from .model import ScalableFaceCodec
 
@@ -58,31 +59,38 @@ def decompress_stream(codec: ScalableFaceCodec, stream: CodecStream, layers: int
 @dataclass
 class CodedBatch:
     """What :func:`code_batch` produced for a batch: the streams, and per layer k the images decoded from layers
-    1..k (``decoded[k-1]``, [B, 3, H, W]), the file sizes of the k-layer streams in bytes (``sizes[k-1]``, [B])
-    and the likelihood tensors of layers 1..k (``likelihoods[k-1]``)."""
+    1..k (``decoded[k-1]``, [B, 3, H, W]), the file sizes of the k-layer streams in bytes (``sizes[k-1]``, [B]),
+    the likelihood tensors of layers 1..k (``likelihoods[k-1]``), the seconds spent encoding the batch and the
+    seconds spent decoding it from 1..k layers (``decode_seconds[k-1]``)."""
 
     streams: list[CodecStream]
     decoded: list[torch.Tensor]
     sizes: list[torch.Tensor]
     likelihoods: list[list[torch.Tensor]]
+    encode_seconds: float = 0.0
+    decode_seconds: list[float] = field(default_factory=list)
 
 
 @torch.no_grad()
 def code_batch(codec: ScalableFaceCodec, images: torch.Tensor) -> CodedBatch:
-    """Compress ``images`` for real, then decode every image from 1, 2, ..., K layers of its stream (the
-    evaluation that the ``evaluate`` tool and the validation of ``CodecModule`` share). The codec must be in eval
-    mode and updated."""
-    streams = compress_images(codec, images)
-    decoded, sizes = [], []
+    """Compress ``images`` for real, then decode every image from 1, 2, ..., K layers of its stream, timing both
+    (the evaluation that the ``evaluate`` tool and the validation of ``CodecModule`` share). The codec must be in
+    eval mode and updated."""
+    with Timer(images.device) as timer:
+        streams = compress_images(codec, images)
+    stream_sizes = [stream.sizes() for stream in streams]
+    decoded, sizes, decode_seconds = [], [], []
     for layers in range(1, codec.n_layers + 1):
-        w_hat = torch.cat([codec.decompress(s.layers, layers) for s in streams])
-        image = codec.decode_images(w_hat).clamp(-1, 1)
+        with Timer(images.device) as decode_timer:
+            w_hat = torch.cat([codec.decompress(s.layers, layers) for s in streams])
+            image = codec.decode_images(w_hat).clamp(-1, 1)
+        decode_seconds.append(decode_timer.seconds)
         decoded.append(resize_images(image, tuple(images.shape[-2:])))
-        sizes.append(torch.tensor([s.sizes()[layers - 1] for s in streams]))
+        sizes.append(torch.tensor([s[layers - 1] for s in stream_sizes]))
     output = codec(images)
     likelihoods = [[t for layer in output.likelihoods[:k] for t in layer.values()]
                    for k in range(1, codec.n_layers + 1)]
-    return CodedBatch(streams, decoded, sizes, likelihoods)
+    return CodedBatch(streams, decoded, sizes, likelihoods, timer.seconds, decode_seconds)
 
 
 def update_layer_metrics(collections: Sequence, coded: CodedBatch, images: torch.Tensor,

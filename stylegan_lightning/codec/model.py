@@ -230,10 +230,12 @@ class ScalableFaceCodec(nn.Module):
     def update(self, force: bool = False) -> bool:
         """Build the CDF tables the range coder needs (after training, before any compression). Returns
         whether anything changed."""
-        updated = self.gaussian.update_scale_table(scale_table().to(self.gaussian.lower_bound_scale.bound.device),
-                                                   force=force)
-        for bottleneck in self.hyper_bottlenecks:
-            updated |= bottleneck.update(force=force)
+        with torch.inference_mode(False), torch.no_grad():  # Lightning's eval hooks run in inference mode; tables
+            # made there could never be loaded into again
+            device = self.gaussian.lower_bound_scale.bound.device
+            updated = self.gaussian.update_scale_table(scale_table().to(device), force=force)
+            for bottleneck in self.hyper_bottlenecks:
+                updated |= bottleneck.update(force=force)
         self._fingerprint = None
         return updated
 
@@ -321,7 +323,7 @@ class ScalableFaceCodec(nn.Module):
             digest.update(repr(self.groups).encode())
             for key, value in sorted(self.decoder_state().items()):
                 digest.update(key.encode())
-                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+                digest.update(value.detach().cpu().clone().numpy().tobytes())  # a copy: numpy() pins storage
             self._fingerprint = digest.digest()[:8]
         return self._fingerprint
 

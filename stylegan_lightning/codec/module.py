@@ -150,10 +150,11 @@ class CodecModule(ToolkitModule):
         options = dict(lpips_net=hp.lpips_net, identity_backend=hp.id_backend)
         shared = build_metric_networks(("landmarks", "parser", "identity", "lpips", "dists"), weights, networks,
                                        **options)
+        layers = range(1, self.codec.n_layers + 1)
         self.val_metrics = torch.nn.ModuleList(
-            codec_metrics(f"val/layer{k}/", weights, shared, **options) for k in range(1, self.codec.n_layers + 1))
+            codec_metrics(f"val/layer{k}/", weights, shared, build=False, **options) for k in layers)
         self.test_metrics = torch.nn.ModuleList(
-            codec_metrics(f"test/layer{k}/", weights, shared, **options) for k in range(1, self.codec.n_layers + 1))
+            codec_metrics(f"test/layer{k}/", weights, shared, build=False, **options) for k in layers)
 
     # ------------------------------------------------------------------ objective
     def distortion(self, name: str, prediction: torch.Tensor, target: torch.Tensor, output: CodecOutput,
@@ -276,6 +277,10 @@ class CodecModule(ToolkitModule):
         super().on_save_checkpoint(checkpoint)
         checkpoint["codec_spec"] = codec_spec(self.codec)
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.codec.resize_entropy_buffers(checkpoint["state_dict"], prefix="codec.")
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a checkpoint's state (CDF buffers resized to the stored ones), then rebuild the CDF tables from
+        the loaded quantiles: a checkpoint saved between validations may hold tables older than its weights."""
+        self.codec.resize_entropy_buffers(state_dict, prefix="codec.")
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.codec.update(force=True)
+        return result

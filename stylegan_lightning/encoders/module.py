@@ -114,8 +114,8 @@ class EncoderModule(ToolkitModule):
         networks = build_metric_networks(("lpips", "identity"), weights, {
             "lpips": self.lpips.network if self.lpips else None,
             "identity": self.identity.encoder if self.identity else None}, **options)
-        self.val_metrics = inversion_metrics("val/", weights, networks, **options)
-        self.test_metrics = inversion_metrics("test/", weights, networks, **options)
+        self.val_metrics = inversion_metrics("val/", weights, networks, build=False, **options)
+        self.test_metrics = inversion_metrics("test/", weights, networks, build=False, **options)
 
     # ------------------------------------------------------------------ schedule
     @property

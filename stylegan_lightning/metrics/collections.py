@@ -71,14 +71,17 @@ NETWORK_BUILDERS: dict[str, Callable[[Mapping[str, str], Mapping[str, Any]], nn.
 
 def build_metric_networks(names, paths: Mapping[str, str] | None = None,
                           networks: Mapping[str, nn.Module] | None = None, strict: bool = False,
-                          **options: Any) -> dict[str, nn.Module]:
+                          build: bool = True, **options: Any) -> dict[str, nn.Module]:
     """The networks among ``names`` that can be built (or were given); missing weights are collected into one
-    warning (or raised with ``strict``)."""
+    warning (or raised with ``strict``). ``build=False`` uses only the given ``networks`` (e.g. the result of an
+    earlier call, so that absent files are not looked for, and warned about, again)."""
     paths, networks = dict(paths or {}), dict(networks or {})
     built, missing = {}, []
     for name in names:
         if networks.get(name) is not None:
             built[name] = networks[name]
+            continue
+        if not build:
             continue
         try:
             built[name] = NETWORK_BUILDERS[name](paths, options)
@@ -119,25 +122,25 @@ def fidelity_metrics() -> dict[str, Any]:
 
 def inversion_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
                       networks: Mapping[str, nn.Module] | None = None, strict: bool = False,
-                      **options: Any) -> MetricCollection:
+                      build: bool = True, **options: Any) -> MetricCollection:
     """L2, PSNR, SSIM, MS-SSIM, LPIPS, identity similarity (the inversion tables of pSp / e4e / HyperStyle /
     GradStyle). ``options``: ``lpips_net`` ("alex"), ``identity_backend`` ("arcface")."""
-    built = build_metric_networks(("lpips", "identity"), paths, networks, strict, **options)
+    built = build_metric_networks(("lpips", "identity"), paths, networks, strict, build, **options)
     return MetricCollection({**fidelity_metrics(), **_network_metrics(built, options)}, prefix=prefix,
                             compute_groups=False)
 
 
 def editing_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
                     networks: Mapping[str, nn.Module] | None = None, strict: bool = False,
-                    **options: Any) -> MetricCollection:
+                    build: bool = True, **options: Any) -> MetricCollection:
     """Identity similarity and LPIPS between the source and the edited image (``preds`` = edited)."""
-    built = build_metric_networks(("identity", "lpips"), paths, networks, strict, **options)
+    built = build_metric_networks(("identity", "lpips"), paths, networks, strict, build, **options)
     return MetricCollection(_network_metrics(built, options), prefix=prefix, compute_groups=False)
 
 
 def codec_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
                   networks: Mapping[str, nn.Module] | None = None, strict: bool = False,
-                  **options: Any) -> MetricCollection:
+                  build: bool = True, **options: Any) -> MetricCollection:
     """Everything a decoded layer is judged on: rate (bpp from bytes and from likelihoods), machine tasks
     (landmark NME, parsing mIoU, identity similarity) and viewing (LPIPS, DISTS, PSNR, SSIM, MS-SSIM, L2).
 
@@ -146,7 +149,7 @@ def codec_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
     CelebAMask-HQ order), ``assume_aligned`` (dlib landmarks on a fixed box for aligned faces, default True).
     """
     built = build_metric_networks(("landmarks", "parser", "identity", "lpips", "dists"), paths, networks, strict,
-                                  **options)
+                                  build, **options)
     rate = {"bpp": BitsPerPixel(), "bpp_likelihood": LikelihoodBitsPerPixel()}
     return MetricCollection({**rate, **fidelity_metrics(), **_network_metrics(built, options)}, prefix=prefix,
                             compute_groups=False)
