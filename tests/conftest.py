@@ -31,6 +31,16 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module of tiny models (``pytestmark = pytest.mark.usefixtures("single_thread")``):
+    as fast as two, and no many-fold slow-down when other jobs share the CPU cores. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_generator():
     """Factory for small random generators: ``tiny_generator(size=32, seed=0, **kwargs)``."""

@@ -15,17 +15,18 @@ import torch
 from PIL import Image
 
 from stylegan_lightning.cli import main
-from stylegan_lightning.codec import (ScalableFaceCodec, code_batch, compress_images, decompress_stream, load_codec,
+from stylegan_lightning.codec import (code_batch, compress_images, decompress_stream, load_codec,
                                       read_stream, save_codec, write_stream)
 from stylegan_lightning.codec.classical import classical_round_trip
-from stylegan_lightning.encoders import LatentEncoder, build_encoder
 from stylegan_lightning.inversion import read_images
 from stylegan_lightning.metrics import PSNR
-from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
 from stylegan_lightning.utils import tensor_to_pil
+from model_helpers import tiny_codec  # noqa: E402  (test helper beside this file)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "ffhq"
 PIXELS = 32 * 32
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -51,27 +52,12 @@ def _pixels(image: torch.Tensor) -> np.ndarray:
     return np.asarray(tensor_to_pil(image))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one intra-op thread is as fast, and does not slow down many times over when
-    other jobs share the CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny random codec file, 4 sample faces (one in a sub-folder) and their streams written by `compress`."""
     root = tmp_path_factory.mktemp("codec_cli")
-    torch.manual_seed(0)
-    generator = FrozenGenerator(Generator(size=32, style_dim=32, n_mlp=2, channel_max=32), n_mean_latent=100)
-    network = build_encoder("psp", generator.n_latent, generator.style_dim, 32, (1, 1, 1, 1), (16, 16, 32, 32))
-    encoder = LatentEncoder(network, generator.n_latent, generator.latent_avg)
     # a fine quantisation step, so that an untrained encoder still gives distinct, non-zero symbols per image
-    codec = ScalableFaceCodec(generator, encoder, dim=32, heads=2, depth=1, hyper_channels=4,
-                              quantization_step=0.002)
+    codec = tiny_codec(0, quantization_step=0.002)
     codec.update(force=True)
     codec_path = save_codec(root / "codec.pt", codec)
     images_dir = root / "faces"

@@ -22,21 +22,13 @@ from stylegan_lightning.codec import (
     write_stream,
 )
 from stylegan_lightning.codec.bitstream import FORMAT_VERSION, MAGIC
-from stylegan_lightning.encoders import LatentEncoder, build_encoder
-from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
 from stylegan_lightning.utils.images import resize_images
+from model_helpers import tiny_codec  # noqa: E402  (test helper beside this file)
 
 SIZE = 32
 FINGERPRINT = bytes(range(1, 9))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models: one intra-op thread is much faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -76,18 +68,9 @@ def assert_same(a: CodecStream, b: CodecStream) -> None:
     assert a.layers.hyper == b.layers.hyper and a.layers.symbols == b.layers.symbols
 
 
-def make_codec(seed: int = 0) -> ScalableFaceCodec:
-    torch.manual_seed(seed)
-    g = FrozenGenerator(Generator(size=SIZE, style_dim=32, n_mlp=2, channel_max=32), n_mean_latent=100)
-    enc = LatentEncoder(build_encoder("psp", g.n_latent, g.style_dim, SIZE, (1, 1, 1, 1), (16, 16, 32, 32)),
-                        g.n_latent, g.latent_avg)
-    codec = ScalableFaceCodec(g, enc, dim=32, heads=2, depth=1, hyper_channels=4)
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():  # non-trivial symbols, means and scales
-        codec.analysis.weight.mul_(10)
-        head = codec.entropy_transformer.parameters_head.weight
-        head.copy_(torch.randn(head.shape, generator=gen) * 0.3)
-    codec.eval()
+def coding_codec(seed: int = 0) -> ScalableFaceCodec:
+    """A perturbed tiny codec (non-trivial symbols, means and scales) with its CDF tables built."""
+    codec = tiny_codec(seed, perturb=True)
     codec.update(force=True)
     return codec
 
@@ -98,7 +81,7 @@ def random_images(n: int, size: int = SIZE, seed: int = 7) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def codec():
-    return make_codec(0)
+    return coding_codec(0)
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +341,7 @@ def test_streams_of_a_real_codec(codec):
 
 
 def test_stream_of_another_model_is_refused(codec):
-    other = make_codec(1)
+    other = coding_codec(1)
     assert other.fingerprint() != codec.fingerprint()
     stream = compress_images(other, random_images(1, seed=6))[0]
     with pytest.raises(BitstreamError, match="another model"):

@@ -14,7 +14,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from stylegan_lightning.codec import (
     CodecModule,
-    ScalableFaceCodec,
     code_batch,
     codec_spec,
     compress_images,
@@ -23,48 +22,20 @@ from stylegan_lightning.codec import (
     save_codec,
 )
 from stylegan_lightning.data import SyntheticDataModule
-from stylegan_lightning.encoders import LatentEncoder, build_encoder
 from stylegan_lightning.serialization import CheckpointError
-from stylegan_lightning.stylegan2 import FrozenGenerator, Generator, save_generator
+from stylegan_lightning.stylegan2 import Generator, save_generator
 from stylegan_lightning.weights import ENV_VAR, MissingWeightError
+from model_helpers import tiny_codec  # noqa: E402  (test helper beside this file)
 
 SIZE = 32
 SMALL = dict(input_size=SIZE, backbone_blocks=(1, 1, 1, 1), backbone_channels=(16, 16, 32, 32), dim=32, depth=1,
              heads=2, hyper_channels=4)
 DISTORTIONS = [{"mse_coarse": 1.0}, {"mse_coarse": 1.0, "latent": 1.0}, {"mse": 1.0}]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models: one intra-op thread is much faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def make_codec(seed: int = 0) -> ScalableFaceCodec:
-    torch.manual_seed(seed)
-    g = FrozenGenerator(Generator(size=SIZE, style_dim=32, n_mlp=2, channel_max=32), n_mean_latent=100)
-    enc = LatentEncoder(build_encoder("psp", g.n_latent, g.style_dim, SIZE, (1, 1, 1, 1), (16, 16, 32, 32)),
-                        g.n_latent, g.latent_avg)
-    codec = ScalableFaceCodec(g, enc, dim=32, heads=2, depth=1, hyper_channels=4)
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():  # non-trivial symbols, Gaussian parameters, noise strengths and batch-norm statistics
-        codec.analysis.weight.mul_(10)
-        head = codec.entropy_transformer.parameters_head.weight
-        head.copy_(torch.randn(head.shape, generator=gen) * 0.3)
-        for name, param in g.generator.named_parameters():
-            if name.endswith("noise.weight"):
-                param.normal_(0, 0.1, generator=gen)
-        for name, buffer in enc.named_buffers():
-            if name.endswith("running_mean"):
-                buffer.normal_(0, 0.1, generator=gen)
-    codec.invalidate_fingerprint()
-    return codec.eval()
-
-
 def random_images(n: int, seed: int = 7) -> torch.Tensor:
     return torch.rand(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
@@ -91,7 +62,7 @@ def no_weights(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- codec files
 def test_save_and_load_codec(tmp_path):
-    codec = make_codec(0)
+    codec = tiny_codec(0, perturb=True)
     assert not codec.is_updated
     path = save_codec(tmp_path / "sub" / "codec.pt", codec)  # updates the codec first
     assert path.is_file() and codec.is_updated
@@ -117,7 +88,7 @@ def test_load_codec_rejects_other_files(tmp_path):
         torch.save(content, tmp_path / name)
         with pytest.raises(CheckpointError, match=name):
             load_codec(tmp_path / name)
-    data = torch.load(save_codec(tmp_path / "codec.pt", make_codec(0)), weights_only=True)
+    data = torch.load(save_codec(tmp_path / "codec.pt", tiny_codec(0, perturb=True)), weights_only=True)
     del data["state_dict"]["synthesis.weight"]
     torch.save(data, tmp_path / "incomplete.pt")
     with pytest.raises(CheckpointError, match="incomplete.pt"):
