@@ -13,9 +13,10 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.stylegan-lightning-installed
 DEMO_GENERATOR = outputs/demo/generator-64.pt
 DEMO_CODEC = outputs/demo/codec.pt
+DEMO_E4E = outputs/demo/e4e-64.pt
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample bench bench-codec demo-encoder train-stylegan train-prior clean-env
+.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle train-stylegan train-prior clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -42,7 +43,8 @@ bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on th
 	$(BIN)/python benchmarks/bench_codec.py --codec $(DEMO_CODEC) --images data/samples
 
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
-# another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier;
+# another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier and
+# train-gradstyle (configs/gradstyle.yaml: GradStyle over the FFHQ 1024 prior and the official e4e);
 # train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64.yaml (the 64 px face prior).
 CONFIG ?=
 train-%: $(STAMP)
@@ -63,6 +65,13 @@ $(DEMO_CODEC): configs/demo/codec.yaml | $(DEMO_GENERATOR)
 
 demo-encoder: $(STAMP) $(DEMO_GENERATOR)  ## CPU demo: train a small e4e encoder on synthetic faces (minutes)
 	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
+
+# The demo e4e (exported at the end of the demo-encoder fit) is trained once and reused; delete it to train again.
+$(DEMO_E4E): configs/demo/encoder.yaml | $(DEMO_GENERATOR)
+	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
+
+demo-gradstyle: $(STAMP) $(DEMO_E4E)  ## CPU demo: train GradStyle over the demo e4e and generator (minutes)
+	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
 
 clean-env:
 	rm -rf $(VENV)

@@ -384,6 +384,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.editing",
     "stylegan_lightning.stylegan2.module",
     "stylegan_lightning.codec",
+    "stylegan_lightning.gradstyle",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 

@@ -50,6 +50,16 @@ def _load_encoder(checkpoint: str, generator: str | None) -> nn.Module:
 register_inversion_method("encoder", _load_encoder)
 
 
+def _load_gradstyle(checkpoint: str, generator: str | None) -> nn.Module:
+    """GradStyle: a ``GradStyleModule`` Lightning checkpoint (its e4e file must exist)."""
+    from .gradstyle.module import load_gradstyle
+
+    return load_gradstyle(checkpoint, generator)
+
+
+register_inversion_method("gradstyle", _load_gradstyle)
+
+
 def load_inversion_model(checkpoint: str, method: str = "encoder", generator: str | None = None) -> nn.Module:
     """The inversion model of ``method`` stored in ``checkpoint`` (eval mode)."""
     require_file(checkpoint, f"{method} inversion checkpoint")

@@ -56,6 +56,8 @@ class EncoderModule(ToolkitModule):
         loss_resolution: compare images at this size (``None``: the dataset's resolution).
         weights: explicit paths of pretrained files by registry key (e.g. ``{"alexnet_imagenet": ...}``).
         image_log_every: batches between TensorBoard grids (input | reconstruction).
+        export_path: write the trained encoder + generator in the official e4e / pSp layout (:meth:`export`;
+            read by ``load_encoder``, ``--method encoder`` and ``GradStyleModule``) here at the end of fit.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class EncoderModule(ToolkitModule):
         loss_resolution: int | None = None,
         weights: dict[str, str] | None = None,
         image_log_every: int = 1000,
+        export_path: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -267,8 +270,13 @@ class EncoderModule(ToolkitModule):
         return {"key": batch.get("key"), "w_plus": w_plus.cpu(), "reconstruction": reconstruction.clamp(-1, 1).cpu()}
 
     # ------------------------------------------------------------------ export
+    def on_fit_end(self) -> None:
+        if self.hparams.export_path and self.trainer.is_global_zero:
+            self.export(self.hparams.export_path)
+
     def export(self, path: str) -> str:
         """Write the trained encoder + generator in the official pSp / e4e checkpoint layout."""
+        skip = ("encoder_type", "export_path")  # the type is set by the saver
         options = {k: v for k, v in self.hparams.items()
-                   if isinstance(v, (int, float, str, bool, type(None))) and k != "encoder_type"}  # set by the saver
+                   if isinstance(v, (int, float, str, bool, type(None))) and k not in skip}
         return str(save_encoder_checkpoint(path, self.inverter, opts=options))

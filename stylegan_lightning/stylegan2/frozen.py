@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .generator import FeatureHook, Generator
+from .generator import FeatureHook, Generator, LayerHook
 
 NOISE_MODES = ("const", "random", "zero")
 
@@ -134,10 +134,11 @@ class FrozenGenerator(nn.Module):
         weight_deltas: Sequence[torch.Tensor | None] | None = None,
         feature_hook: FeatureHook | None = None,
         return_features: bool = False,
+        layer_hook: LayerHook | None = None,
     ):
         """Synthesise images in [-1, 1] from z (``space="z"``), w or W+ (``space="w"``).
 
-        ``weight_deltas``, ``feature_hook`` and ``return_features`` are passed to
+        ``weight_deltas``, ``feature_hook``, ``return_features`` and ``layer_hook`` are passed to
         :meth:`Generator.synthesize`.
         """
         if space not in ("z", "w"):
@@ -146,7 +147,8 @@ class FrozenGenerator(nn.Module):
             raise ValueError("latent contains NaN or Inf")
         w = self.mapping(latent) if space == "z" else latent
         w_plus = self.to_w_plus(self.truncate(w, truncation))
-        return self.generator.synthesize(w_plus, self.noise(noise), weight_deltas, feature_hook, return_features)
+        return self.generator.synthesize(w_plus, self.noise(noise), weight_deltas, feature_hook, return_features,
+                                         layer_hook)
 
     def synthesis_block(self, index, latent, features=None, skip=None, noise="const", weight_deltas=None):
         """One synthesis block on W+ ``latent`` (see :meth:`Generator.synthesis_block`)."""

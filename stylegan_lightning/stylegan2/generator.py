@@ -7,9 +7,10 @@ images. Extensions for the methods are keyword arguments whose defaults leave th
 - ``weight_deltas`` (HyperStyle): one entry per modulated conv (:attr:`Generator.n_weight_slots` = 26 at 1024),
   ``None`` or a tensor broadcastable to [B, out, in, k, k] applied as ``W * (1 + delta)``;
 - ``return_features``: also return the feature map after every synthesis block;
-- ``feature_hook`` (GradStyle): ``hook(block_index, features, rgb_skip)`` may return replacement
-  ``(features, rgb_skip)`` between blocks. :meth:`Generator.synthesis_block` runs one block for callers that
-  drive the synthesis themselves.
+- ``feature_hook``: ``hook(block_index, features, rgb_skip)`` may return replacement ``(features, rgb_skip)``
+  between blocks; ``layer_hook`` (GradStyle): ``hook(layer_index, features)`` may return replacement features
+  after each styled conv (layer ``i`` is the conv whose noise is ``noise[i]``: 0 is the 4x4 conv, then two per
+  resolution). :meth:`Generator.synthesis_block` runs one block for callers that drive the synthesis themselves.
 
 Synthesis blocks: block 0 is the 4x4 block (``conv1`` + ``to_rgb1``); block j >= 1 doubles the resolution to
 ``4 * 2**j`` (``convs[2j-2]`` upsampling, ``convs[2j-1]``, ``to_rgbs[j-1]``).
@@ -27,6 +28,12 @@ from torch import nn
 from .layers import DEFAULT_BLUR_KERNEL, ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
 
 FeatureHook = Callable[[int, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor] | None"]
+LayerHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+def _after(hook: LayerHook | None, index: int, features: torch.Tensor) -> torch.Tensor:
+    replaced = hook(index, features) if hook is not None else None
+    return features if replaced is None else replaced
 
 
 def channel_layout(size: int, channel_multiplier: int = 2, channel_max: int | None = None) -> dict[int, int]:
@@ -206,23 +213,25 @@ class Generator(nn.Module):
         skip: torch.Tensor | None = None,
         noise: Sequence[torch.Tensor | None] | None = None,
         weight_deltas: Sequence[torch.Tensor | None] | None = None,
+        layer_hook: LayerHook | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run synthesis block ``index`` on W+ ``latent``; returns the new ``(features, rgb_skip)``.
 
         Block 0 starts from the constant input (``features``/``skip`` ignored). ``noise`` is the full
-        per-layer list (entries ``None`` = fresh noise), ``weight_deltas`` the full per-slot list.
+        per-layer list (entries ``None`` = fresh noise), ``weight_deltas`` the full per-slot list, ``layer_hook``
+        see the module docstring.
         """
         noise = noise if noise is not None else [None] * self.num_layers
         deltas = weight_deltas if weight_deltas is not None else [None] * self.n_weight_slots
         if index == 0:
             out = self.input(latent)
-            out = self.conv1(out, latent[:, 0], noise=noise[0], weight_delta=deltas[0])
+            out = _after(layer_hook, 0, self.conv1(out, latent[:, 0], noise=noise[0], weight_delta=deltas[0]))
             return out, self.to_rgb1(out, latent[:, 1], weight_delta=deltas[1])
         up_conv, conv, to_rgb = self._block_layers(index)
         i = 2 * index - 1  # style index of the block's first conv (and noise index)
         slot = 3 * index - 1
-        out = up_conv(features, latent[:, i], noise=noise[i], weight_delta=deltas[slot])
-        out = conv(out, latent[:, i + 1], noise=noise[i + 1], weight_delta=deltas[slot + 1])
+        out = _after(layer_hook, i, up_conv(features, latent[:, i], noise=noise[i], weight_delta=deltas[slot]))
+        out = _after(layer_hook, i + 1, conv(out, latent[:, i + 1], noise=noise[i + 1], weight_delta=deltas[slot + 1]))
         return out, to_rgb(out, latent[:, i + 2], skip, weight_delta=deltas[slot + 2])
 
     def synthesize(
@@ -232,6 +241,7 @@ class Generator(nn.Module):
         weight_deltas: Sequence[torch.Tensor | None] | None = None,
         feature_hook: FeatureHook | None = None,
         return_features: bool = False,
+        layer_hook: LayerHook | None = None,
     ):
         """Synthesis network on a W+ tensor [B, n_latent, style_dim]; returns the image, or
         ``(image, features)`` with ``return_features`` (one feature map per block)."""
@@ -241,7 +251,7 @@ class Generator(nn.Module):
             raise ValueError(f"noise needs {self.num_layers} entries, got {len(noise)}")
         features, skip, all_features = None, None, []
         for index in range(self.n_blocks):
-            features, skip = self.synthesis_block(index, latent, features, skip, noise, weight_deltas)
+            features, skip = self.synthesis_block(index, latent, features, skip, noise, weight_deltas, layer_hook)
             if feature_hook is not None:
                 replaced = feature_hook(index, features, skip)
                 if replaced is not None:
