@@ -23,7 +23,7 @@ from .utils.images import image_grid
 def frozen_auxiliary_prefixes(module: nn.Module) -> list[str]:
     """State-dict prefixes of the frozen auxiliary networks inside ``module`` (outermost only)."""
     prefixes: list[str] = []
-    for name, child in module.named_modules():
+    for name, child in module.named_modules(remove_duplicate=False):  # a shared network has several names
         if isinstance(child, FrozenModule) and name and not any(name.startswith(p) for p in prefixes):
             prefixes.append(name + ".")
     return prefixes
@@ -58,6 +58,31 @@ class ToolkitModule(pl.LightningModule):
             for key, value in self.state_dict().items():
                 if key.startswith(prefixes) and key not in state:
                     state[key] = value
+
+    def discriminator_update(self, discriminator: nn.Module, optimizer, real: torch.Tensor, fake: torch.Tensor,
+                             batch_index: int, r1_gamma: float, reg_every: int) -> dict[str, torch.Tensor]:
+        """One logistic-loss update of ``discriminator`` on ``real`` versus ``fake`` inputs (both detached here),
+        then, every ``reg_every`` batches, lazy R1 on the real inputs (weight ``r1_gamma / 2 * reg_every``); both
+        steps go through :meth:`auxiliary_step`. Returns the logged values (``d_loss``, ``d_r1``)."""
+        from .losses import d_logistic_loss, r1_penalty
+
+        discriminator.requires_grad_(True)
+        real, fake = real.detach(), fake.detach()
+        loss = d_logistic_loss(discriminator(real), discriminator(fake))
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        self.auxiliary_step(optimizer)
+        logs = {"d_loss": loss.detach()}
+        if reg_every > 0 and batch_index % reg_every == 0:
+            real = real.requires_grad_(True)
+            logits = discriminator(real)
+            r1 = r1_penalty(logits, real) * (r1_gamma / 2 * reg_every) + 0 * logits.flatten()[0]
+            optimizer.zero_grad()
+            self.manual_backward(r1)
+            self.auxiliary_step(optimizer)
+            logs["d_r1"] = r1.detach()
+        discriminator.requires_grad_(False)
+        return logs
 
     @rank_zero_only
     def log_image_grid(self, tag: str, rows: list[torch.Tensor], max_images: int = 8) -> None:

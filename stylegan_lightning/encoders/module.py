@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss, d_logistic_loss, r1_penalty
+from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
 from ..losses import delta_regularizer, w_norm
 from ..metrics import build_metric_networks, inversion_metrics
 from ..nets.perceptual import lpips_backbone_key
@@ -172,26 +172,12 @@ class EncoderModule(ToolkitModule):
         """One latent-discriminator update on a detached W+: real w = mapping(z), fake = the encoder's w0 (both
         through the pools), then lazy R1 every ``d_reg_every`` batches."""
         hp = self.hparams
-        discriminator = self.latent_discriminator.requires_grad_(True)
         with torch.no_grad():
             z = torch.randn(w_plus.shape[0], self.generator.style_dim, device=w_plus.device)
             real_w = self.real_w_pool.query(self.generator.mapping(z))
             fake_w = self.fake_w_pool.query(w_plus[:, 0])
-        loss = d_logistic_loss(discriminator(real_w), discriminator(fake_w))
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        self.auxiliary_step(optimizer)
-        logs = {"d_loss": loss.detach()}
-        if hp.d_reg_every > 0 and batch_index % hp.d_reg_every == 0:
-            real_w = real_w.detach().requires_grad_(True)
-            real_logits = discriminator(real_w)
-            r1 = r1_penalty(real_logits, real_w) * (hp.r1_gamma / 2 * hp.d_reg_every) + 0 * real_logits[0, 0]
-            optimizer.zero_grad()
-            self.manual_backward(r1)
-            self.auxiliary_step(optimizer)
-            logs["d_r1"] = r1.detach()
-        discriminator.requires_grad_(False)
-        return logs
+        return self.discriminator_update(self.latent_discriminator, optimizer, real_w, fake_w, batch_index,
+                                         hp.r1_gamma, hp.d_reg_every)
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self):

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..editing import apply_direction, apply_ganspace, fit_pca, load_direction, sample_latents
 from ..encoders.inverter import LatentEncoder, resize_images
-from ..losses import IdentityLoss, L2Loss, LPIPSLoss, d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
 from ..metrics import build_metric_networks, inversion_metrics
 from ..metrics.networks import IdentitySimilarity
 from ..nets.perceptual import lpips_backbone_key
@@ -253,24 +253,10 @@ class GradStyleModule(ToolkitModule):
         """One discriminator update (real ``images`` versus the detached ``fakes`` of both streams), then lazy R1
         every ``d_reg_every`` batches."""
         hp = self.hparams
-        discriminator = self.discriminator.requires_grad_(True)
-        real = self._to_discriminator(images).detach()
+        real = self._to_discriminator(images)
         fake = torch.cat([self._to_discriminator(x.detach()) for x in fakes])
-        loss = d_logistic_loss(discriminator(real), discriminator(fake))
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        self.auxiliary_step(optimizer)
-        logs = {"d_loss": loss.detach()}
-        if hp.d_reg_every > 0 and batch_index % hp.d_reg_every == 0:
-            real = real.requires_grad_(True)
-            real_logits = discriminator(real)
-            r1 = r1_penalty(real_logits, real) * (hp.r1_gamma / 2 * hp.d_reg_every) + 0 * real_logits[0, 0]
-            optimizer.zero_grad()
-            self.manual_backward(r1)
-            self.auxiliary_step(optimizer)
-            logs["d_r1"] = r1.detach()
-        discriminator.requires_grad_(False)
-        return logs
+        return self.discriminator_update(self.discriminator, optimizer, real, fake, batch_index, hp.r1_gamma,
+                                         hp.d_reg_every)
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self):
