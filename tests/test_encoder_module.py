@@ -198,3 +198,14 @@ data:
     assert main(["fit", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "stylegan-lightning fit: error:" in err and "nowhere.pt" in err and "does not exist" in err
+
+
+def test_identity_loss_takes_the_weight_file_of_its_backend(generator_file, shared_dir):
+    """``weights`` is keyed by registry key: the MobileFaceNet backend reads ``weights["mobilefacenet"]``."""
+    path = shared_dir / "weights" / "mobilefacenet" / "068.ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = EncoderModule(generator_file, w_discriminator_lambda=0.0, progressive_start=None,
+                               **{**SMALL, "id_lambda": 0.1, "id_backend": "mobilefacenet",
+                                  "weights": {"mobilefacenet": str(path)}})
+    assert module.identity is not None and "id_similarity" in module.val_metrics

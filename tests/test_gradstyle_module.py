@@ -116,6 +116,16 @@ def test_short_fit_then_invert_and_edit_with_method_gradstyle(files, tmp_path, c
     loaded = load_inversion_model(str(checkpoint), "gradstyle")
     for (name, a), b in zip(module.model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a.cpu(), b), name
+    moved = [Path(files["e4e"]), Path(files["generator"])]  # the checkpoint needs no other file
+    for path in moved:
+        path.rename(path.with_suffix(".moved"))
+    try:
+        alone = load_inversion_model(str(checkpoint), "gradstyle")
+    finally:
+        for path in moved:
+            path.with_suffix(".moved").rename(path)
+    for (name, a), b in zip(loaded.state_dict().items(), alone.state_dict().values()):
+        assert torch.equal(a, b), name
     keys, images = read_images(SAMPLES, 32)
     with torch.no_grad():
         w_expected, rec_expected = loaded.invert(images)

@@ -19,8 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..encoders.factory import build_encoder
-from ..encoders.inverter import LatentEncoder
+from ..encoders.inverter import build_latent_encoder, encoder_spec
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import build_generator
 from ..stylegan2.frozen import FrozenGenerator
@@ -33,26 +32,12 @@ PURPOSE = "codec file (a trained scalable face codec: `stylegan-lightning fit --
 
 def codec_spec(codec: ScalableFaceCodec) -> dict[str, Any]:
     """Plain-data description from which :func:`build_codec` rebuilds ``codec``'s architecture."""
-    inner = codec.encoder.encoder
-    backbone = inner.config
-    return {"codec": dict(codec.config),
-            "encoder": {"kind": inner.kind, "input_size": int(codec.encoder.input_size),
-                        "blocks": list(backbone.blocks), "channels": list(backbone.channels), "mode": backbone.mode,
-                        "input_nc": int(backbone.input_nc),
-                        "start_from_latent_avg": bool(codec.encoder.start_from_latent_avg)}}
+    return {"codec": dict(codec.config), "encoder": encoder_spec(codec.encoder)}
 
 
 def build_codec(generator: FrozenGenerator, spec: Mapping[str, Any]) -> ScalableFaceCodec:
     """A codec (random weights) of architecture ``spec`` over ``generator``."""
-    encoder_spec = dict(spec["encoder"])
-    start = encoder_spec.pop("start_from_latent_avg", True)
-    input_size = encoder_spec.pop("input_size")
-    kind = encoder_spec.pop("kind")
-    network = build_encoder(kind, generator.n_latent, generator.style_dim, input_size,
-                            tuple(encoder_spec["blocks"]), tuple(encoder_spec["channels"]),
-                            encoder_spec.get("input_nc", 3), mode=encoder_spec.get("mode", "ir_se"))
-    encoder = LatentEncoder(network, generator.n_latent, generator.latent_avg, start)
-    return ScalableFaceCodec(generator, encoder, **spec["codec"])
+    return ScalableFaceCodec(generator, build_latent_encoder(spec["encoder"], generator), **spec["codec"])
 
 
 def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:

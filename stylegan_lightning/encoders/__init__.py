@@ -17,7 +17,8 @@ from .checkpoints import (load_e4e, load_encoder, load_psp, load_w_encoder, read
                           save_encoder_checkpoint)
 from .e4e import Encoder4Editing
 from .factory import ENCODER_CLASSES, ENCODER_TYPES, build_encoder, normalize_kind
-from .inverter import Inverter, LatentEncoder, build_inverter, expand_latent_avg, resize_images
+from .inverter import (Inverter, LatentEncoder, build_inverter, build_latent_encoder, encoder_spec, expand_latent_avg,
+                       resize_images)
 from .pretrained import init_from_irse50
 from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
 from .w_encoder import WEncoder
@@ -46,6 +47,8 @@ __all__ = [
     "WEncoder",
     "build_encoder",
     "build_inverter",
+    "build_latent_encoder",
+    "encoder_spec",
     "expand_latent_avg",
     "infer_backbone_config",
     "init_from_irse50",

@@ -104,6 +104,25 @@ class LatentEncoder(nn.Module):
                 f"start_from_latent_avg={self.start_from_latent_avg}")
 
 
+def encoder_spec(encoder: LatentEncoder) -> dict[str, Any]:
+    """Plain data from which :func:`build_latent_encoder` rebuilds ``encoder``'s architecture (kind, input size,
+    backbone, ``start_from_latent_avg``), e.g. to store beside its weights in a method's checkpoint."""
+    inner = encoder.encoder
+    backbone = inner.config
+    return {"kind": inner.kind, "input_size": int(encoder.input_size), "blocks": list(backbone.blocks),
+            "channels": list(backbone.channels), "mode": backbone.mode, "input_nc": int(backbone.input_nc),
+            "start_from_latent_avg": bool(encoder.start_from_latent_avg)}
+
+
+def build_latent_encoder(spec: Mapping[str, Any], generator: FrozenGenerator) -> LatentEncoder:
+    """A :class:`LatentEncoder` (random weights) of architecture ``spec`` (:func:`encoder_spec`) for
+    ``generator``."""
+    network = build_encoder(spec["kind"], generator.n_latent, generator.style_dim, spec["input_size"],
+                            tuple(spec["blocks"]), tuple(spec["channels"]), spec.get("input_nc", 3),
+                            mode=spec.get("mode", "ir_se"))
+    return LatentEncoder(network, generator.n_latent, generator.latent_avg, spec.get("start_from_latent_avg", True))
+
+
 class Inverter(nn.Module):
     """Encoder + frozen generator (pSp's ``encoder`` / ``decoder`` pair): :meth:`invert` maps images to
     ``(w_plus, reconstruction)``.
@@ -183,4 +202,5 @@ def build_inverter(
     return Inverter(encoder, generator, start_from_latent_avg=start_from_latent_avg)
 
 
-__all__ = ["Inverter", "LatentEncoder", "build_inverter", "expand_latent_avg", "resize_images"]
+__all__ = ["Inverter", "LatentEncoder", "build_inverter", "build_latent_encoder", "encoder_spec", "expand_latent_avg",
+           "resize_images"]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
 from ..losses import delta_regularizer, w_norm
+from ..nets.identity import identity_weight_key
 from ..metrics import build_metric_networks, inversion_metrics
 from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
@@ -105,7 +106,8 @@ class EncoderModule(ToolkitModule):
         self.l2 = L2Loss(loss_resolution)
         self.lpips = (LPIPSLoss.pretrained(lpips_net, weights.get(lpips_backbone_key(lpips_net)), loss_resolution)
                       if lpips_lambda > 0 else None)
-        self.identity = IdentityLoss.pretrained(id_backend, weights.get("arcface_ir_se50")) if id_lambda > 0 else None
+        identity_file = weights.get(identity_weight_key(id_backend) or "")
+        self.identity = IdentityLoss.pretrained(id_backend, identity_file) if id_lambda > 0 else None
         self.uses_discriminator = w_discriminator_lambda > 0
         if self.uses_discriminator:
             self.latent_discriminator = LatentCodesDiscriminator(frozen.style_dim)

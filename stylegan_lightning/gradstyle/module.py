@@ -35,14 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..editing import apply_direction, apply_ganspace, fit_pca, load_direction, sample_latents
-from ..encoders.inverter import LatentEncoder, resize_images
+from ..encoders.inverter import LatentEncoder, build_latent_encoder, encoder_spec, resize_images
 from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
 from ..metrics import build_metric_networks, inversion_metrics
 from ..metrics.networks import IdentitySimilarity
+from ..nets.identity import identity_weight_key
 from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
-from ..serialization import CheckpointError
-from ..stylegan2 import Discriminator, FrozenGenerator, load_discriminator
+from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..stylegan2 import Discriminator, FrozenGenerator, build_generator, load_discriminator
 from ..training import ToolkitModule
 from .model import GradStyle, StreamOutput
 
@@ -155,7 +156,8 @@ class GradStyleModule(ToolkitModule):
         self.l2 = L2Loss(loss_resolution)
         self.lpips = (LPIPSLoss.pretrained(lpips_net, weights.get(lpips_backbone_key(lpips_net)))
                       if lpips_lambda > 0 else None)
-        self.identity = IdentityLoss.pretrained(id_backend, weights.get("arcface_ir_se50")) if id_lambda > 0 else None
+        identity_file = weights.get(identity_weight_key(id_backend) or "")
+        self.identity = IdentityLoss.pretrained(id_backend, identity_file) if id_lambda > 0 else None
         self.uses_discriminator = adv_lambda > 0
         self.discriminator_from_file = False
         if self.uses_discriminator:
@@ -352,12 +354,38 @@ class GradStyleModule(ToolkitModule):
         w_plus, reconstruction = self.model.invert(batch["image"])
         return {"key": batch.get("key"), "w_plus": w_plus.cpu(), "reconstruction": reconstruction.clamp(-1, 1).cpu()}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gradstyle_encoder_spec"] = encoder_spec(self.model.encoder)
+
+
+MODEL_ARGUMENTS = ("refine_layers", "hidden", "aligner_layers", "aligner_heads", "aligner_head_dim", "top_ratio",
+                   "perspective")
+
 
 def load_gradstyle(checkpoint: str, generator: str | None = None) -> GradStyle:
-    """The :class:`GradStyle` model of a ``GradStyleModule`` Lightning checkpoint (``generator`` overrides the
-    generator path stored in it; the e4e file it was trained with must exist). Registered as the inversion method
-    ``gradstyle`` of ``stylegan-lightning invert`` / ``edit``."""
-    overrides = {"generator": generator} if generator else {}
-    module = GradStyleModule.load_from_checkpoint(checkpoint, map_location="cpu", lpips_lambda=0.0, id_lambda=0.0,
-                                                  metric_networks=False, **overrides)
-    return module.model
+    """The :class:`GradStyle` model of a ``GradStyleModule`` Lightning checkpoint, in eval mode. The checkpoint
+    holds everything (frozen e4e and generator included), so no other file is needed; ``generator`` replaces the
+    stored generator with the one in that file. Registered as the inversion method ``gradstyle`` of
+    ``stylegan-lightning invert`` / ``edit``."""
+    purpose = "GradStyle checkpoint (a GradStyleModule Lightning checkpoint)"
+    data = safe_torch_load(checkpoint, purpose)
+    if not isinstance(data, dict) or "gradstyle_encoder_spec" not in data or "state_dict" not in data:
+        raise CheckpointError(f"{purpose} '{checkpoint}': not a GradStyleModule checkpoint")
+    state = {k[len("model."):]: v for k, v in data["state_dict"].items() if k.startswith("model.")}
+    hparams = dict(data.get("hyper_parameters", {}))
+    try:
+        if generator:
+            frozen = FrozenGenerator.from_file(generator)
+        else:
+            stored = {k[len("generator.generator."):]: v for k, v in state.items()
+                      if k.startswith("generator.generator.")}
+            frozen = FrozenGenerator(build_generator(stored, state.get("generator.latent_avg")))
+        encoder = build_latent_encoder(data["gradstyle_encoder_spec"], frozen)
+        model = GradStyle(encoder, frozen, **{k: hparams[k] for k in MODEL_ARGUMENTS if k in hparams})
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{purpose} '{checkpoint}': cannot rebuild the model ({error})") from error
+    if generator:  # the given generator replaces the stored one
+        state.update({f"generator.{k}": v for k, v in frozen.state_dict().items()})
+    load_state_strict(model, state, f"{purpose} '{checkpoint}'")
+    return model.eval()

@@ -41,10 +41,10 @@ def _build_dists(paths: Mapping[str, str], options: Mapping[str, Any]) -> nn.Mod
 
 
 def _build_identity(paths: Mapping[str, str], options: Mapping[str, Any]) -> nn.Module:
-    from ..nets.identity import build_identity_encoder
+    from ..nets.identity import build_identity_encoder, identity_weight_key
 
     backend = options.get("identity_backend", "arcface")
-    key = {"arcface": "arcface_ir_se50", "mobilefacenet": "mobilefacenet", "onnx": "arcface_onnx"}.get(backend)
+    key = identity_weight_key(backend)
     return build_identity_encoder(backend, paths.get(key) if key else None)
 
 

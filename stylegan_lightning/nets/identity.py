@@ -117,6 +117,14 @@ BACKENDS: dict[str, Callable[..., IdentityEncoder]] = {"arcface": _arcface, "mob
                                                        "onnx": _onnx}
 
 
+IDENTITY_WEIGHT_KEYS = {"arcface": "arcface_ir_se50", "mobilefacenet": "mobilefacenet", "onnx": "arcface_onnx"}
+
+
+def identity_weight_key(backend: str) -> str | None:
+    """The weights-registry key of an identity ``backend``'s file (``None`` for an unknown backend)."""
+    return IDENTITY_WEIGHT_KEYS.get(backend)
+
+
 def build_identity_encoder(backend: str = "arcface", path: str | Path | None = None, *,
                            alignment: str | Points = "ffhq", flip_average: bool = False) -> IdentityEncoder:
     """A frozen :class:`IdentityEncoder` for aligned faces.
