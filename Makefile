@@ -14,9 +14,10 @@ STAMP = $(VENV)/.stylegan-lightning-installed
 DEMO_GENERATOR = outputs/demo/generator-64.pt
 DEMO_CODEC = outputs/demo/codec.pt
 DEMO_E4E = outputs/demo/e4e-64.pt
+DEMO_W_ENCODER = outputs/demo/w-encoder-64.pt
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle train-stylegan train-prior clean-env
+.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle train-stylegan train-prior clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -44,7 +45,8 @@ bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on th
 
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
 # another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier and
-# train-gradstyle (configs/gradstyle.yaml: GradStyle over the FFHQ 1024 prior and the official e4e);
+# train-gradstyle (configs/gradstyle.yaml: GradStyle over the FFHQ 1024 prior and the official e4e) and
+# train-hyperstyle (configs/hyperstyle.yaml: HyperStyle over the FFHQ 1024 prior and the official W-encoder);
 # train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64.yaml (the 64 px face prior).
 CONFIG ?=
 train-%: $(STAMP)
@@ -72,6 +74,13 @@ $(DEMO_E4E): configs/demo/encoder.yaml | $(DEMO_GENERATOR)
 
 demo-gradstyle: $(STAMP) $(DEMO_E4E)  ## CPU demo: train GradStyle over the demo e4e and generator (minutes)
 	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
+
+# The demo W-encoder (exported at the end of its fit) is trained once and reused; delete it to train again.
+$(DEMO_W_ENCODER): configs/demo/w_encoder.yaml | $(DEMO_GENERATOR)
+	$(BIN)/stylegan-lightning fit --config configs/demo/w_encoder.yaml
+
+demo-hyperstyle: $(STAMP) $(DEMO_W_ENCODER)  ## CPU demo: train HyperStyle over the demo W-encoder and generator (minutes)
+	$(BIN)/stylegan-lightning fit --config configs/demo/hyperstyle.yaml
 
 clean-env:
 	rm -rf $(VENV)

@@ -13,7 +13,6 @@ the generator, at batch sizes 1 and ``--batch-size``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import warnings
 
 import stylegan_lightning  # noqa: F401  (torchvision shim first)
@@ -22,17 +21,7 @@ import torch
 from stylegan_lightning.cli import main as cli_main
 from stylegan_lightning.codec import compress_images, layer_name, load_codec
 from stylegan_lightning.codec.tools import open_images
-from stylegan_lightning.utils import Timer, format_table, select_device
-
-
-def median_seconds(function, repeats: int, device: torch.device) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        with Timer(device) as timer:
-            function()
-        times.append(timer.seconds)
-    return statistics.median(times)
+from stylegan_lightning.utils import format_table, median_seconds, select_device
 
 
 def timing_rows(codec, images: torch.Tensor, repeats: int, device: torch.device) -> list[list]:

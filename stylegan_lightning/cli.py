@@ -187,11 +187,51 @@ def _init_generator(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ invert
+# Method-specific options of the inversion tools: args attribute -> (flag, keyword option of the method's loader).
+INVERSION_OPTIONS = {"iters": ("--iters", "n_iters"), "w_encoder": ("--w-encoder", "w_encoder")}
+
+
+def _inversion_option_arguments(parser: Any) -> None:
+    """``--iters`` / ``--w-encoder`` on a parser or an argument group."""
+    parser.add_argument("--iters", type=int, default=None, help="hyperstyle: refinement iterations (default: the "
+                                                                "model's, 5 for official files)")
+    parser.add_argument("--w-encoder", default=None, help="hyperstyle: W-encoder file, when the checkpoint's opts "
+                                                          "do not point at an existing one")
+
+
+def _inversion_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader options given on the command line (``{}`` when none), checked against ``args.method``."""
+    from .inversion import INVERSION_METHODS, inversion_method_options
+
+    given = {dest: getattr(args, dest) for dest in INVERSION_OPTIONS if getattr(args, dest, None) is not None}
+    if not given:
+        return {}
+    if "iters" in given:
+        try:
+            given["iters"] = int(given["iters"])
+        except (TypeError, ValueError):
+            raise UsageError(f"--iters must be an integer, got {given['iters']!r}") from None
+        if given["iters"] < 1:
+            raise UsageError(f"--iters must be >= 1, got {given['iters']}")
+    accepted = inversion_method_options(args.method)
+    options = {}
+    for dest, value in given.items():
+        flag, option = INVERSION_OPTIONS[dest]
+        if option not in accepted and accepted != ["*"]:
+            users = [m for m in sorted(INVERSION_METHODS) if option in inversion_method_options(m)]
+            raise UsageError(f"{flag} is not used by --method {args.method} (methods that use it: "
+                             f"{', '.join(users) or 'none'})")
+        options[option] = value
+    return options
+
+
 def _invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="inversion model: official pSp / e4e / W-encoder .pt, or "
                                                             "a stylegan-lightning checkpoint")
-    parser.add_argument("--method", default="encoder", help="inversion method (encoder; more as methods are added)")
+    parser.add_argument("--method", default="encoder", help="inversion method: encoder (pSp / e4e / W-encoder), "
+                                                            "gradstyle or hyperstyle")
     parser.add_argument("--images", required=True, help="an image file, a folder (recursive) or a zip archive")
+    _inversion_option_arguments(parser)
     parser.add_argument("--out", default="outputs/invert", help="folder for latents.pt, reconstructions, grid.png")
     parser.add_argument("--generator", default=None, help="generator file if the checkpoint's is elsewhere")
     parser.add_argument("--resolution", type=int, default=None, help="read images at this size (default: the "
@@ -201,15 +241,17 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-images", action="store_true", help="write latents.pt and the grid only")
 
 
-@tool("invert", "invert face images into W+ with an encoder (latents, reconstructions, metrics)", _invert_arguments)
+@tool("invert", "invert face images into W+ with an encoder, GradStyle or HyperStyle (latents, reconstructions, "
+                "metrics)", _invert_arguments)
 def _invert(args: argparse.Namespace) -> int:
     import torch
 
     from .inversion import load_inversion_model, read_images, save_latents
     from .utils import Timer, format_table, save_image, select_device
 
+    options = _inversion_options(args)
     device = select_device(args.device)
-    model = load_inversion_model(args.checkpoint, args.method, args.generator).to(device)
+    model = load_inversion_model(args.checkpoint, args.method, args.generator, **options).to(device)
     generator = model.decoder
     keys, images = read_images(args.images, args.resolution or generator.size)
     latents, reconstructions = [], []
@@ -231,6 +273,7 @@ def _invert(args: argparse.Namespace) -> int:
     mse = (reconstructions - targets).pow(2).flatten(1).mean(1)
     rows = [["images", len(keys)], ["method / checkpoint", f"{args.method} / {args.checkpoint}"],
             ["W+ shape", tuple(w_plus.shape)], ["seconds per image", round(timer.seconds / len(keys), 4)],
+            *([["refinement iterations", model.n_iters]] if hasattr(model, "n_iters") else []),
             ["mean MSE ([-1, 1])", round(mse.mean().item(), 5)],
             ["mean PSNR (dB)", round((10 * torch.log10(4 / mse.clamp_min(1e-12))).mean().item(), 2)],
             ["written", f"{out / 'latents.pt'}, {out / 'grid.png'} (input | reconstruction)"]]
@@ -245,7 +288,9 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--generator", default=None, help="generator for --latents (or to override a checkpoint's)")
     source.add_argument("--images", default=None, help="image file, folder or zip to invert first")
     source.add_argument("--checkpoint", default=None, help="inversion checkpoint for --images")
-    source.add_argument("--method", default="encoder", help="inversion method for --images")
+    source.add_argument("--method", default="encoder", help="inversion method for --images: encoder, gradstyle or "
+                                                            "hyperstyle")
+    _inversion_option_arguments(source)
     edit = parser.add_argument_group("the edit (an InterFaceGAN-style direction, or a GANSpace component)")
     edit.add_argument("--direction", default=None, help="direction file: InterFaceGAN .npy, e4e .pt, or ours")
     edit.add_argument("--layers", default=None, help="W+ layers to edit, e.g. 0-7 or 0,1,2 (default: all)")
@@ -290,13 +335,17 @@ def _edit(args: argparse.Namespace) -> int:
     if args.images:
         if not args.checkpoint:
             raise UsageError("--images needs --checkpoint (the inversion model)")
-        model = load_inversion_model(args.checkpoint, args.method, args.generator).to(device)
+        options = _inversion_options(args)
+        model = load_inversion_model(args.checkpoint, args.method, args.generator, **options).to(device)
         generator = model.decoder
         keys, images = read_images(args.images, generator.size)
         with torch.no_grad():
             w_plus = torch.cat([model.invert(images[i: i + args.batch_size].to(device))[0].cpu()
                                 for i in range(0, len(images), args.batch_size)])
     elif args.latents:
+        flags = [flag for dest, (flag, _) in INVERSION_OPTIONS.items() if getattr(args, dest, None) is not None]
+        if flags:
+            raise UsageError(f"{', '.join(flags)} apply to inverting --images (with --checkpoint), not to --latents")
         data = load_latents(args.latents)
         if not args.generator:
             raise UsageError("--latents needs --generator (the generator the latents belong to)")
@@ -385,6 +434,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.stylegan2.module",
     "stylegan_lightning.codec",
     "stylegan_lightning.gradstyle",
+    "stylegan_lightning.hyperstyle",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 

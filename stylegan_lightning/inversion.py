@@ -1,13 +1,16 @@
 """Image inversion as a tool: load an inversion method from a checkpoint, read images, write latents.
 
-Methods register a loader in :data:`INVERSION_METHODS` (``method -> loader(checkpoint, generator) -> model``);
-a model has ``invert(images) -> (w_plus, reconstruction)`` and ``decoder`` (its :class:`FrozenGenerator`).
+Methods register a loader in :data:`INVERSION_METHODS` (``method -> loader(checkpoint, generator, **options) ->
+model``); a model has ``invert(images) -> (w_plus, reconstruction)`` and ``decoder`` (its :class:`FrozenGenerator`).
+Options are keyword parameters of a loader beyond ``(checkpoint, generator)`` (HyperStyle: ``w_encoder``,
+``n_iters``); :func:`inversion_method_options` lists them and :func:`load_inversion_model` passes those given.
 Latents files are plain ``torch.save`` dicts ``{"keys", "w_plus", "method", "checkpoint", "generator_config",
 "extra"}`` read back with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import inspect
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +20,7 @@ from torch import nn
 
 from .serialization import CheckpointError, require_file, safe_torch_load
 
-Loader = Callable[[str, "str | None"], nn.Module]
+Loader = Callable[..., nn.Module]  # loader(checkpoint, generator, **options)
 INVERSION_METHODS: dict[str, Loader] = {}
 
 
@@ -60,12 +63,59 @@ def _load_gradstyle(checkpoint: str, generator: str | None) -> nn.Module:
 register_inversion_method("gradstyle", _load_gradstyle)
 
 
-def load_inversion_model(checkpoint: str, method: str = "encoder", generator: str | None = None) -> nn.Module:
-    """The inversion model of ``method`` stored in ``checkpoint`` (eval mode)."""
-    require_file(checkpoint, f"{method} inversion checkpoint")
+def _load_hyperstyle(checkpoint: str, generator: str | None, w_encoder: str | None = None,
+                     n_iters: int | None = None) -> nn.Module:
+    """HyperStyle: an official-layout file (its W-encoder from ``opts["w_encoder_checkpoint_path"]`` or
+    ``w_encoder``) or a ``HyperStyleModule`` Lightning checkpoint; ``n_iters`` replaces the model's number of
+    refinement steps (5 for official files) for ``invert`` and ``edit``."""
+    if n_iters is not None and int(n_iters) < 1:
+        raise ValueError(f"HyperStyle n_iters must be >= 1, got {n_iters}")
+    if _is_lightning_checkpoint(checkpoint):
+        from .hyperstyle.module import load_hyperstyle_module_checkpoint
+
+        if w_encoder is not None:
+            if "w_encoder" not in inspect.signature(load_hyperstyle_module_checkpoint).parameters:
+                raise CheckpointError(f"'{checkpoint}' is a HyperStyleModule Lightning checkpoint, which holds its "
+                                      "W-encoder; a separate W-encoder file is only used with official-layout files")
+            model = load_hyperstyle_module_checkpoint(checkpoint, generator=generator, w_encoder=w_encoder)
+        else:
+            model = load_hyperstyle_module_checkpoint(checkpoint, generator=generator)
+        if n_iters is not None:
+            model.n_iters = int(n_iters)
+        return model
+    from .hyperstyle import load_hyperstyle
+
+    return load_hyperstyle(checkpoint, w_encoder=w_encoder, generator=generator, n_iters=n_iters)
+
+
+register_inversion_method("hyperstyle", _load_hyperstyle)
+
+
+def inversion_method_options(method: str) -> list[str]:
+    """Names of the keyword options the loader of ``method`` takes besides ``(checkpoint, generator)``
+    (``["*"]`` when it takes any)."""
     if method not in INVERSION_METHODS:
         raise CheckpointError(f"unknown inversion method {method!r}; available: {sorted(INVERSION_METHODS)}")
-    return INVERSION_METHODS[method](checkpoint, generator).eval()
+    parameters = list(inspect.signature(INVERSION_METHODS[method]).parameters.values())[2:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return ["*"]
+    return [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                     inspect.Parameter.KEYWORD_ONLY)]
+
+
+def load_inversion_model(checkpoint: str, method: str = "encoder", generator: str | None = None,
+                         **options: Any) -> nn.Module:
+    """The inversion model of ``method`` stored in ``checkpoint`` (eval mode). ``options`` (e.g. HyperStyle's
+    ``w_encoder=``, ``n_iters=``) go to the method's loader; ``None`` values count as not given, and an option
+    the method does not take is a :class:`TypeError` naming it."""
+    accepted = inversion_method_options(method)
+    options = {name: value for name, value in options.items() if value is not None}
+    unknown = sorted(name for name in options if name not in accepted and accepted != ["*"])
+    if unknown:
+        raise TypeError(f"inversion method {method!r} takes no option(s) {unknown} "
+                        f"(its options: {accepted or 'none'})")
+    require_file(checkpoint, f"{method} inversion checkpoint")
+    return INVERSION_METHODS[method](checkpoint, generator, **options).eval()
 
 
 def read_images(path: str | Path, resolution: int) -> tuple[list[str], torch.Tensor]:

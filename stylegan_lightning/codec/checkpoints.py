@@ -21,7 +21,6 @@ import torch
 
 from ..encoders.inverter import build_latent_encoder, encoder_spec
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
-from ..stylegan2.checkpoints import build_generator
 from ..stylegan2.frozen import FrozenGenerator
 from .model import ScalableFaceCodec
 
@@ -75,8 +74,7 @@ def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> Sc
         raise CheckpointError(f"{PURPOSE} '{path}': neither a codec file nor a CodecModule checkpoint "
                               f"(keys: {sorted(data)[:8]})")
     try:
-        generator_state = _strip(state, "generator.generator.")
-        generator = FrozenGenerator(build_generator(generator_state, state.get("generator.latent_avg")))
+        generator = FrozenGenerator.from_state(state, "generator.")
         codec = build_codec(generator, spec)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot rebuild the codec ({error})") from error

@@ -43,7 +43,7 @@ from ..nets.identity import identity_weight_key
 from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
-from ..stylegan2 import Discriminator, FrozenGenerator, build_generator, load_discriminator
+from ..stylegan2 import Discriminator, FrozenGenerator, load_discriminator
 from ..training import ToolkitModule
 from .model import GradStyle, StreamOutput
 
@@ -375,12 +375,7 @@ def load_gradstyle(checkpoint: str, generator: str | None = None) -> GradStyle:
     state = {k[len("model."):]: v for k, v in data["state_dict"].items() if k.startswith("model.")}
     hparams = dict(data.get("hyper_parameters", {}))
     try:
-        if generator:
-            frozen = FrozenGenerator.from_file(generator)
-        else:
-            stored = {k[len("generator.generator."):]: v for k, v in state.items()
-                      if k.startswith("generator.generator.")}
-            frozen = FrozenGenerator(build_generator(stored, state.get("generator.latent_avg")))
+        frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "generator.")
         encoder = build_latent_encoder(data["gradstyle_encoder_spec"], frozen)
         model = GradStyle(encoder, frozen, **{k: hparams[k] for k in MODEL_ARGUMENTS if k in hparams})
     except (KeyError, TypeError, ValueError) as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -45,6 +45,16 @@ class FrozenGenerator(nn.Module):
         from .checkpoints import load_generator
 
         return cls(load_generator(path, **config))
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor], prefix: str = "") -> "FrozenGenerator":
+        """The frozen generator stored under ``prefix`` in a method's state dict (``{prefix}generator.*`` in the
+        rosinality layout and ``{prefix}latent_avg``), e.g. ``"decoder."`` in a HyperStyle model's state."""
+        from .checkpoints import build_generator
+
+        weights = {k[len(prefix) + len("generator."):]: v for k, v in state.items()
+                   if k.startswith(prefix + "generator.")}
+        return cls(build_generator(weights, state.get(prefix + "latent_avg")))
 
     def train(self, mode: bool = True) -> "FrozenGenerator":
         """Stays in eval mode whatever is asked (Lightning calls ``train()`` on the whole model)."""

@@ -2,6 +2,7 @@
 
 from .images import image_grid, resize_images, resize_labels, save_image, tensor_to_pil
 from .table import format_table
-from .timing import Timer, select_device
+from .timing import Timer, median_seconds, select_device
 
-__all__ = ["Timer", "format_table", "image_grid", "resize_images", "resize_labels", "save_image", "select_device", "tensor_to_pil"]
+__all__ = ["Timer", "format_table", "image_grid", "median_seconds", "resize_images", "resize_labels", "save_image",
+           "select_device", "tensor_to_pil"]

@@ -36,3 +36,16 @@ class Timer:
     def __exit__(self, *exc) -> None:
         self._sync()
         self.seconds = time.perf_counter() - self._start
+
+
+def median_seconds(function, repeats: int = 3, device: torch.device | str | None = None) -> float:
+    """Median seconds of ``function()`` over ``repeats`` runs after one warm-up run (CUDA synchronised)."""
+    import statistics
+
+    function()
+    times = []
+    for _ in range(repeats):
+        with Timer(device) as timer:
+            function()
+        times.append(timer.seconds)
+    return statistics.median(times)
