@@ -56,29 +56,38 @@ _STYLE_CONV = re.compile(r"styles\.0\.convs\.(\d+)\.weight")
 
 
 # ------------------------------------------------------------------------------------------------- reading
-def read_encoder_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``{"encoder": state, "decoder": state | None, "opts": dict, "latent_avg": tensor | None}`` from an
-    official-layout file (``encoder.*`` / ``decoder.*`` under ``state_dict``, or at the top level)."""
-    ckpt = safe_torch_load(path, PURPOSE)
+def read_official_checkpoint(path: str | Path, purpose: str, prefix: str) -> dict[str, Any]:
+    """``{"network": state, "decoder": state | None, "opts": dict, "latent_avg": tensor | None}`` from a file in
+    the pSp / e4e / HyperStyle layout (``{prefix}*`` and ``decoder.*`` under ``state_dict`` or at the top level,
+    ``opts``, ``latent_avg``); ``prefix`` names the method's network (``"encoder."``, ``"hypernet."``)."""
+    ckpt = safe_torch_load(path, purpose)
     if not isinstance(ckpt, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}' holds a {type(ckpt).__name__}, not a checkpoint dict")
+        raise CheckpointError(f"{purpose} '{path}' holds a {type(ckpt).__name__}, not a checkpoint dict")
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'state_dict' is a {type(state).__name__}, not a dict")
-    encoder = strip_prefix(state, "encoder.")
-    if not encoder:
-        raise CheckpointError(f"{PURPOSE} '{path}' has no 'encoder.*' weights (keys start with: "
-                              f"{sorted({k.split('.')[0] for k in state})[:8]})")
+        raise CheckpointError(f"{purpose} '{path}': 'state_dict' is a {type(state).__name__}, not a dict")
+    network = strip_prefix(state, prefix)
+    if not network:
+        raise CheckpointError(f"{purpose} '{path}' has no '{prefix}*' weights (keys start with: "
+                              f"{sorted({str(k).split('.')[0] for k in state})[:8]})")
     opts = ckpt.get("opts") or {}
     if isinstance(opts, argparse.Namespace):
         opts = vars(opts)
     if not isinstance(opts, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'opts' is a {type(opts).__name__}, not a dict")
+        raise CheckpointError(f"{purpose} '{path}': 'opts' is a {type(opts).__name__}, not a dict")
     latent_avg = ckpt.get("latent_avg")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'latent_avg' is a {type(latent_avg).__name__}, not a tensor")
-    return {"encoder": encoder, "decoder": strip_prefix(state, "decoder.") or None, "opts": dict(opts),
+        raise CheckpointError(f"{purpose} '{path}': 'latent_avg' is a {type(latent_avg).__name__}, not a tensor")
+    return {"network": network, "decoder": strip_prefix(state, "decoder.") or None, "opts": dict(opts),
             "latent_avg": latent_avg}
+
+
+def read_encoder_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``{"encoder": state, "decoder": state | None, "opts": dict, "latent_avg": tensor | None}`` from an
+    official-layout file (``encoder.*`` / ``decoder.*`` under ``state_dict``, or at the top level)."""
+    data = read_official_checkpoint(path, PURPOSE, "encoder.")
+    data["encoder"] = data.pop("network")
+    return data
 
 
 def _resolve_kind(requested: str | None, opts: Mapping[str, Any], encoder_state: Mapping[str, Any],
@@ -158,7 +167,10 @@ def _build_unfilled(cls: type[nn.Module], arguments: Mapping[str, Any]) -> nn.Mo
     return module
 
 
-def _frozen_generator(data: Mapping[str, Any], generator: Any, path: str | Path) -> FrozenGenerator:
+def official_decoder(data: Mapping[str, Any], generator: Any, path: str | Path, purpose: str) -> FrozenGenerator:
+    """The frozen generator of an official-layout file read by :func:`read_official_checkpoint`: ``generator``
+    (a :class:`FrozenGenerator`, :class:`Generator` or file) when given, else its ``decoder.*`` with its
+    ``latent_avg``."""
     if generator is not None:
         if isinstance(generator, FrozenGenerator):
             return generator
@@ -166,7 +178,7 @@ def _frozen_generator(data: Mapping[str, Any], generator: Any, path: str | Path)
             return FrozenGenerator(generator)
         return FrozenGenerator.from_file(generator)
     if data["decoder"] is None:
-        raise CheckpointError(f"{PURPOSE} '{path}' has no 'decoder.*' generator; pass generator=...")
+        raise CheckpointError(f"{purpose} '{path}' has no 'decoder.*' generator; pass generator=...")
     latent_avg = data["latent_avg"]
     if latent_avg is not None:
         rows = latent_avg.detach().float().reshape(-1, latent_avg.shape[-1])
@@ -183,7 +195,7 @@ def load_encoder(path: str | Path, kind: str | None = None, generator: FrozenGen
     data = read_encoder_checkpoint(path)
     opts = data["opts"]
     kind = _resolve_kind(normalize_kind(kind) if kind is not None else None, opts, data["encoder"], path)
-    decoder = _frozen_generator(data, generator, path)
+    decoder = official_decoder(data, generator, path, PURPOSE)
     n_styles, style_dim = decoder.n_latent, decoder.style_dim
     expected = _styles_from_opts(opts)
     if expected is not None and expected != n_styles:

@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from ..encoders.checkpoints import load_w_encoder, save_encoder_checkpoint
+from ..encoders.checkpoints import (load_w_encoder, official_decoder, read_official_checkpoint,
+                                    save_encoder_checkpoint)
 from ..encoders.inverter import Inverter, LatentEncoder
-from ..serialization import CheckpointError, load_state_strict, require_file, safe_torch_load
-from ..stylegan2.checkpoints import build_generator, strip_prefix
+from ..serialization import CheckpointError, load_state_strict, require_file
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
 from .hypernet import HyperNetwork, parse_layers_to_tune
@@ -44,41 +44,9 @@ DEFAULT_N_ITERS = 5
 
 def read_hyperstyle_checkpoint(path: str | Path) -> dict[str, Any]:
     """``{"hypernet": state, "decoder": state | None, "opts": dict, "latent_avg": tensor | None}``."""
-    ckpt = safe_torch_load(path, PURPOSE)
-    if not isinstance(ckpt, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}' holds a {type(ckpt).__name__}, not a checkpoint dict")
-    state = ckpt.get("state_dict", ckpt)
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'state_dict' is a {type(state).__name__}, not a dict")
-    hypernet = strip_prefix(state, "hypernet.")
-    if not hypernet:
-        raise CheckpointError(f"{PURPOSE} '{path}' has no 'hypernet.*' weights (keys start with: "
-                              f"{sorted({str(k).split('.')[0] for k in state})[:8]})")
-    opts = ckpt.get("opts") or {}
-    if isinstance(opts, argparse.Namespace):
-        opts = vars(opts)
-    if not isinstance(opts, Mapping):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'opts' is a {type(opts).__name__}, not a dict")
-    latent_avg = ckpt.get("latent_avg")
-    if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
-        raise CheckpointError(f"{PURPOSE} '{path}': 'latent_avg' is a {type(latent_avg).__name__}, not a tensor")
-    return {"hypernet": hypernet, "decoder": strip_prefix(state, "decoder.") or None, "opts": dict(opts),
-            "latent_avg": latent_avg}
-
-
-def _decoder(data: Mapping[str, Any], generator: Any, path: str | Path) -> FrozenGenerator:
-    if generator is not None:
-        if isinstance(generator, FrozenGenerator):
-            return generator
-        if isinstance(generator, Generator):
-            return FrozenGenerator(generator)
-        return FrozenGenerator.from_file(generator)
-    if data["decoder"] is None:
-        raise CheckpointError(f"{PURPOSE} '{path}' has no 'decoder.*' generator; pass generator=...")
-    latent_avg = data["latent_avg"]
-    if latent_avg is not None:
-        latent_avg = latent_avg.detach().float().reshape(-1, latent_avg.shape[-1]).mean(0)
-    return FrozenGenerator(build_generator(data["decoder"], latent_avg))
+    data = read_official_checkpoint(path, PURPOSE, "hypernet.")
+    data["hypernet"] = data.pop("network")
+    return data
 
 
 def _unfilled_hypernet(**arguments: Any) -> HyperNetwork:
@@ -126,7 +94,7 @@ def load_hyperstyle(path: str | Path, w_encoder: str | Path | LatentEncoder | In
     if encoder_type != OFFICIAL_ENCODER_TYPE:
         raise CheckpointError(f"{PURPOSE} '{path}': encoder_type {encoder_type!r} is not supported "
                               f"(only {OFFICIAL_ENCODER_TYPE})")
-    decoder = _decoder(data, generator, path)
+    decoder = official_decoder(data, generator, path, PURPOSE)
     if opts.get("output_size") is not None and int(opts["output_size"]) != decoder.size:
         raise CheckpointError(f"{PURPOSE} '{path}': opts output_size {opts['output_size']} but the generator is "
                               f"{decoder.size} px")
