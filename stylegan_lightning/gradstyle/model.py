@@ -17,7 +17,7 @@ refinement layer m:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -164,8 +164,10 @@ class GradStyle(nn.Module):
         return w_plus, [levels[min(stage, 2)] for stage in range(self.n_stages)]
 
     # ------------------------------------------------------------------ streams
-    def reconstruct(self, w_plus: torch.Tensor, encoder_features: Sequence[torch.Tensor]) -> StreamOutput:
-        """Reconstruction stream: gradual residuals from the encoder features, gated into the synthesis."""
+    def _stream(self, codes: torch.Tensor,
+                residual_at: Callable[[int, torch.Tensor], torch.Tensor]) -> StreamOutput:
+        """Synthesis from ``codes`` where, after each refinement layer, ``residual_at(stage, features)`` is fused
+        into the features by the stage's Gate&Fusion."""
         output = StreamOutput(image=torch.empty(0))
         stage_of = {layer: stage for stage, layer in enumerate(self.refine_layers)}
 
@@ -173,14 +175,18 @@ class GradStyle(nn.Module):
             if layer not in stage_of:
                 return None
             stage = stage_of[layer]
-            residual = self.grms[stage](encoder_features[stage], features)
+            residual = residual_at(stage, features)
             fused, gate = self.fusions[stage](features, residual)
             output.residuals.append(residual)
             output.gates.append(gate)
             return fused
 
-        output.image = self.generator(w_plus, space="w", noise="const", layer_hook=refine)
+        output.image = self.generator(codes, space="w", noise="const", layer_hook=refine)
         return output
+
+    def reconstruct(self, w_plus: torch.Tensor, encoder_features: Sequence[torch.Tensor]) -> StreamOutput:
+        """Reconstruction stream: gradual residuals from the encoder features, gated into the synthesis."""
+        return self._stream(w_plus, lambda stage, features: self.grms[stage](encoder_features[stage], features))
 
     def edit_stream(self, w_edit: torch.Tensor, w_plus: torch.Tensor, residuals: Sequence[torch.Tensor],
                     augment: bool = False, generator: torch.Generator | None = None) -> StreamOutput:
@@ -189,26 +195,16 @@ class GradStyle(nn.Module):
         the shared Gate&Fusion. ``augment`` warps the residuals with random perspective transforms first (the
         self-supervised training of the aligner); images whose codes did not move skip the aligner unless
         ``augment`` is set."""
-        output = StreamOutput(image=torch.empty(0))
-        stage_of = {layer: stage for stage, layer in enumerate(self.refine_layers)}
         moved = (w_edit != w_plus).flatten(1).any(1) | augment
 
-        def refine(layer: int, features: torch.Tensor) -> torch.Tensor | None:
-            if layer not in stage_of:
-                return None
-            stage = stage_of[layer]
+        def align(stage: int, features: torch.Tensor) -> torch.Tensor:
             residual = residuals[stage]
             if augment:
                 residual = random_perspective(residual, self.perspective, generator)
             aligned = self.aligners[stage](residual, features) if bool(moved.any()) else residual
-            aligned = torch.where(moved[:, None, None, None], aligned, residuals[stage])
-            fused, gate = self.fusions[stage](features, aligned)
-            output.residuals.append(aligned)
-            output.gates.append(gate)
-            return fused
+            return torch.where(moved[:, None, None, None], aligned, residuals[stage])
 
-        output.image = self.generator(w_edit, space="w", noise="const", layer_hook=refine)
-        return output
+        return self._stream(w_edit, align)
 
     # ------------------------------------------------------------------ tools API
     def invert(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
