@@ -33,6 +33,7 @@ from PIL import Image
 
 from ..data.imaging import image_to_tensor
 from ..utils.images import tensor_to_pil
+from ..utils.timing import Timer
 
 CLASSICAL_CODECS: tuple[str, ...] = ("jpeg", "webp", "avif", "heic")
 """Every classical codec this module knows (see :func:`available_classical_codecs` for what works here)."""
@@ -184,13 +185,15 @@ def decode_classical(data: bytes, codec: str) -> Image.Image:
 
 
 def classical_round_trip(images: torch.Tensor, codec: str, quality: int | None = None, *,
-                         subsampling: str = "4:2:0") -> tuple[torch.Tensor, list[int]]:
+                         subsampling: str = "4:2:0",
+                         seconds: list[float] | None = None) -> tuple[torch.Tensor, list[int]]:
     """Compress and decompress a batch of images with a classical codec.
 
     Args:
         images: ``[B, 3, H, W]`` float images in [-1, 1]; each is quantised to 8 bits as
             ``round((x + 1) / 2 * 255)`` after clamping to [-1, 1] before encoding.
         codec, quality, subsampling: as in :func:`encode_classical` (``quality=None`` is the lowest rate).
+        seconds: when given, ``[encode, decode]`` seconds to add this batch's encoding and decoding times to.
 
     Returns:
         The decoded images (float32 ``[B, 3, H, W]`` in [-1, 1], ``v / 127.5 - 1``, on the input's device) and
@@ -200,10 +203,16 @@ def classical_round_trip(images: torch.Tensor, codec: str, quality: int | None =
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected [B, 3, H, W] images, got {tuple(images.shape)}")
     decoded, sizes = [], []
+    encode, decode = Timer(), Timer()
     for image in images:
-        data = encode_classical(tensor_to_pil(image), codec, quality, subsampling=subsampling)
+        with encode:
+            data = encode_classical(tensor_to_pil(image), codec, quality, subsampling=subsampling)
+        with decode:
+            decoded.append(image_to_tensor(decode_classical(data, codec)))
         sizes.append(len(data))
-        decoded.append(image_to_tensor(decode_classical(data, codec)))
+        if seconds is not None:
+            seconds[0] += encode.seconds
+            seconds[1] += decode.seconds
     if not decoded:
         return images.detach().to(torch.float32).clone(), sizes
     return torch.stack(decoded).to(images.device), sizes

@@ -24,7 +24,7 @@ import torch
 
 from ..cli import UsageError
 from ..data.errors import DatasetError
-from ..utils import Timer, format_table, resize_images, save_image, select_device, tensor_to_pil
+from ..utils import Timer, format_table, save_image, select_device
 from .bitstream import SUFFIX, BitstreamError, CodecStream, read_stream, write_stream
 from .checkpoints import load_codec
 from .coding import check_stream, code_batch, compress_images, decompress_stream, update_layer_metrics
@@ -369,23 +369,14 @@ def _metric_collections(count: int, paths: dict[str, str], options: dict[str, An
 def _run_baseline(name: str, images: torch.Tensor, masks: torch.Tensor | None, collection) -> tuple[float, float]:
     """Update ``collection`` with classical codec ``name`` at its lowest rate on ``images`` (on the metrics'
     device); returns the (encode, decode) seconds."""
-    from ..data.imaging import image_to_tensor
-    from .classical import decode_classical, encode_classical
+    from .classical import classical_round_trip
 
-    encode_seconds = decode_seconds = 0.0
-    decoded, sizes = [], []
-    for image in images:  # what classical_round_trip does, with the two halves timed
-        with Timer() as timer:
-            data = encode_classical(tensor_to_pil(image), name)
-        encode_seconds += timer.seconds
-        with Timer() as timer:
-            decoded.append(image_to_tensor(decode_classical(data, name)))
-        decode_seconds += timer.seconds
-        sizes.append(len(data))
+    seconds = [0.0, 0.0]
+    decoded, sizes = classical_round_trip(images, name, seconds=seconds)
     extra = {} if masks is None else {"target_masks": masks}
-    collection.update(preds=torch.stack(decoded).to(images.device), target=images, num_bytes=torch.tensor(sizes),
+    collection.update(preds=decoded, target=images, num_bytes=torch.tensor(sizes),
                       num_pixels=images.shape[-2] * images.shape[-1], **extra)
-    return encode_seconds, decode_seconds
+    return seconds[0], seconds[1]
 
 
 def _values(collection) -> dict[str, float]:
