@@ -21,6 +21,7 @@ import torch
 
 from ..encoders.inverter import build_latent_encoder, encoder_spec
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..stylegan2.checkpoints import strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from .model import ScalableFaceCodec
 
@@ -50,10 +51,6 @@ def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
     return path
 
 
-def _strip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
 def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> ScalableFaceCodec:
     """Load a codec file or a ``CodecModule`` Lightning checkpoint; returns the codec in eval mode with its CDF
     tables built (a codec file's stored tables are kept as they are, so every receiver codes with the sender's
@@ -69,7 +66,7 @@ def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> Sc
                                   f"supported (this toolkit reads {CODEC_FORMAT_VERSION})")
         spec, state = data["spec"], data["state_dict"]
     elif "codec_spec" in data and isinstance(data.get("state_dict"), dict):
-        spec, state = data["codec_spec"], _strip(data["state_dict"], "codec.")
+        spec, state = data["codec_spec"], strip_prefix(data["state_dict"], "codec.")
     else:
         raise CheckpointError(f"{PURPOSE} '{path}': neither a codec file nor a CodecModule checkpoint "
                               f"(keys: {sorted(data)[:8]})")

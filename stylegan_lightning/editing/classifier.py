@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..stylegan2.checkpoints import strip_prefix
 
 OUTPUT_KINDS = ("binary", "regression")
 CLASSIFIER_FORMAT = "stylegan-lightning/attribute-classifier"
@@ -200,7 +201,7 @@ def load_attribute_classifier(path: str | Path) -> AttributeClassifier:
     elif isinstance(data.get("hyper_parameters"), Mapping) and "attribute_names" in data["hyper_parameters"]:
         config = classifier_config_from_hparams(data["hyper_parameters"])
         prefix = "classifier."
-        state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+        state = strip_prefix(data["state_dict"], prefix)
     else:
         raise CheckpointError(f"{purpose}: '{path}' has neither an exported 'config' nor the hyper_parameters of "
                               "an AttributeClassifierModule checkpoint")

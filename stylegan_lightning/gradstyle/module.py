@@ -44,6 +44,7 @@ from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
 from ..stylegan2 import Discriminator, FrozenGenerator, load_discriminator
+from ..stylegan2.checkpoints import strip_prefix
 from ..training import ToolkitModule
 from .model import GradStyle, StreamOutput
 
@@ -372,7 +373,7 @@ def load_gradstyle(checkpoint: str, generator: str | None = None) -> GradStyle:
     data = safe_torch_load(checkpoint, purpose)
     if not isinstance(data, dict) or "gradstyle_encoder_spec" not in data or "state_dict" not in data:
         raise CheckpointError(f"{purpose} '{checkpoint}': not a GradStyleModule checkpoint")
-    state = {k[len("model."):]: v for k, v in data["state_dict"].items() if k.startswith("model.")}
+    state = strip_prefix(data["state_dict"], "model.")
     hparams = dict(data.get("hyper_parameters", {}))
     try:
         frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "generator.")

@@ -35,6 +35,7 @@ from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
 from ..stylegan2 import FrozenGenerator
+from ..stylegan2.checkpoints import strip_prefix
 from ..training import ToolkitModule
 from ..utils.images import resize_images
 from .checkpoints import _unfilled_hypernet, save_hyperstyle
@@ -254,7 +255,7 @@ def load_hyperstyle_module_checkpoint(path: str, generator: str | None = None) -
     if not isinstance(data, dict) or CHECKPOINT_KEY not in data or "state_dict" not in data:
         raise CheckpointError(f"{purpose} '{path}': not a HyperStyleModule checkpoint")
     spec = data[CHECKPOINT_KEY]
-    state = {k[len("model."):]: v for k, v in data["state_dict"].items() if k.startswith("model.")}
+    state = strip_prefix(data["state_dict"], "model.")
     hparams = dict(data.get("hyper_parameters", {}))
     try:
         frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "decoder.")

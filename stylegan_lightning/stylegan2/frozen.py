@@ -50,10 +50,9 @@ class FrozenGenerator(nn.Module):
     def from_state(cls, state: Mapping[str, torch.Tensor], prefix: str = "") -> "FrozenGenerator":
         """The frozen generator stored under ``prefix`` in a method's state dict (``{prefix}generator.*`` in the
         rosinality layout and ``{prefix}latent_avg``), e.g. ``"decoder."`` in a HyperStyle model's state."""
-        from .checkpoints import build_generator
+        from .checkpoints import build_generator, strip_prefix
 
-        weights = {k[len(prefix) + len("generator."):]: v for k, v in state.items()
-                   if k.startswith(prefix + "generator.")}
+        weights = strip_prefix(state, prefix + "generator.")
         return cls(build_generator(weights, state.get(prefix + "latent_avg")))
 
     def train(self, mode: bool = True) -> "FrozenGenerator":
