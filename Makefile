@@ -15,9 +15,13 @@ DEMO_GENERATOR = outputs/demo/generator-64.pt
 DEMO_CODEC = outputs/demo/codec.pt
 DEMO_E4E = outputs/demo/e4e-64.pt
 DEMO_W_ENCODER = outputs/demo/w-encoder-64.pt
+DEMO_CLASSIFIER = outputs/demo/classifier.pt
+DEMO_PAIRS = outputs/demo/styleae-pairs.pt
+DEMO_ID_WEIGHTS = ../shared/weights/mobilefacenet/068.ckpt
+DEMO_IDENTITY = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet --identity $(DEMO_ID_WEIGHTS))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle train-stylegan train-prior clean-env
+.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle demo-styleae train-stylegan train-prior clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -46,7 +50,8 @@ bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on th
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
 # another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier and
 # train-gradstyle (configs/gradstyle.yaml: GradStyle over the FFHQ 1024 prior and the official e4e) and
-# train-hyperstyle (configs/hyperstyle.yaml: HyperStyle over the FFHQ 1024 prior and the official W-encoder);
+# train-hyperstyle (configs/hyperstyle.yaml: HyperStyle over the FFHQ 1024 prior and the official W-encoder) and
+# train-styleae (configs/styleae.yaml: StyleAE over the FFHQ prior, pairs from `stylegan-lightning label-latents`);
 # train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64.yaml (the 64 px face prior).
 CONFIG ?=
 train-%: $(STAMP)
@@ -81,6 +86,20 @@ $(DEMO_W_ENCODER): configs/demo/w_encoder.yaml | $(DEMO_GENERATOR)
 
 demo-hyperstyle: $(STAMP) $(DEMO_W_ENCODER)  ## CPU demo: train HyperStyle over the demo W-encoder and generator (minutes)
 	$(BIN)/stylegan-lightning fit --config configs/demo/hyperstyle.yaml
+
+# The demo attribute classifier (CelebA 64 px from ../shared/data, ~6 min) is trained once and reused.
+$(DEMO_CLASSIFIER): configs/demo/classifier.yaml | $(STAMP)
+	$(BIN)/stylegan-lightning fit --config configs/demo/classifier.yaml
+
+$(DEMO_PAIRS): $(DEMO_CLASSIFIER) | $(DEMO_GENERATOR)
+	$(BIN)/stylegan-lightning label-latents --generator $(DEMO_GENERATOR) --classifier $(DEMO_CLASSIFIER) \
+		--n 4000 --out $@
+
+demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU demo: train StyleAE on classifier-labelled codes, then StyleAE vs InterFaceGAN
+	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
+	$(BIN)/stylegan-lightning compare-edits --styleae outputs/demo/styleae-64.pt --generator $(DEMO_GENERATOR) \
+		--classifier $(DEMO_CLASSIFIER) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 --steps 6 $(DEMO_IDENTITY) \
+		--csv outputs/demo/styleae-table.csv
 
 clean-env:
 	rm -rf $(VENV)

@@ -4,15 +4,17 @@
   LightningModules and DataModules (``--config configs/X.yaml`` with ``model:``, ``data:``, ``trainer:``
   sections; class paths may be short names such as ``EncoderModule``).
 - tool subcommands (``convert``, ``inspect``, ``sample``, ``weights``, ``invert``, ``edit``, ``compress``,
-  ``decompress``, ``evaluate``, ...): every option can also come from the YAML file given with ``--config`` --
-  either at the top level or in a section named after the tool, so one file can hold a training run and the tools
-  that use its results. Options on the command line override the file. Errors about user input (missing or
-  mismatched weight files, bad configuration) are printed as one line, exit status 2.
+  ``decompress``, ``evaluate``, ``label-latents``, ``compare-edits``, ...): every option can also come from the
+  YAML file given with ``--config`` -- either at the top level or in a section named after the tool, so one file
+  can hold a training run and the tools that use its results. Options on the command line override the file.
+  Errors about user input (missing or mismatched weight files, bad configuration) are printed as one line, exit
+  status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,8 +201,10 @@ def _inversion_option_arguments(parser: Any) -> None:
                                                           "do not point at an existing one")
 
 
-def _inversion_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The loader options given on the command line (``{}`` when none), checked against ``args.method``."""
+def _inversion_options(args: argparse.Namespace, method: str | None = None) -> dict[str, Any]:
+    """The loader options given on the command line (``{}`` when none), checked against the inversion ``method``
+    (default ``args.method``)."""
+    method = method or args.method
     from .inversion import INVERSION_METHODS, inversion_method_options
 
     given = {dest: getattr(args, dest) for dest in INVERSION_OPTIONS if getattr(args, dest, None) is not None}
@@ -213,13 +217,13 @@ def _inversion_options(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--iters must be an integer, got {given['iters']!r}") from None
         if given["iters"] < 1:
             raise UsageError(f"--iters must be >= 1, got {given['iters']}")
-    accepted = inversion_method_options(args.method)
+    accepted = inversion_method_options(method)
     options = {}
     for dest, value in given.items():
         flag, option = INVERSION_OPTIONS[dest]
         if option not in accepted and accepted != ["*"]:
             users = [m for m in sorted(INVERSION_METHODS) if option in inversion_method_options(m)]
-            raise UsageError(f"{flag} is not used by --method {args.method} (methods that use it: "
+            raise UsageError(f"{flag} is not used by --method {method} (methods that use it: "
                              f"{', '.join(users) or 'none'})")
         options[option] = value
     return options
@@ -289,7 +293,10 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--images", default=None, help="image file, folder or zip to invert first")
     source.add_argument("--checkpoint", default=None, help="inversion checkpoint for --images")
     source.add_argument("--method", default="encoder", help="inversion method for --images: encoder, gradstyle or "
-                                                            "hyperstyle")
+                                                            "hyperstyle; or styleae: a StyleAE attribute edit (then "
+                                                            "--inversion-method inverts the images)")
+    source.add_argument("--inversion-method", default="encoder", help="with --method styleae: the inversion method "
+                                                                      "for --images")
     _inversion_option_arguments(source)
     edit = parser.add_argument_group("the edit (an InterFaceGAN-style direction, or a GANSpace component)")
     edit.add_argument("--direction", default=None, help="direction file: InterFaceGAN .npy, e4e .pt, or ours")
@@ -300,18 +307,67 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("--end", type=int, default=None, help="end (exclusive) W+ layer of a GANSpace edit")
     edit.add_argument("--ganspace-mode", choices=["set", "shift"], default="shift",
                       help="set: the component coordinate becomes the strength (e4e); shift: move by strength * std")
+    styleae = parser.add_argument_group("a StyleAE edit (--method styleae)")
+    styleae.add_argument("--styleae", default=None, help="StyleAE file (or StyleAEModule checkpoint)")
+    styleae.add_argument("--attribute", default=None, help="the attribute to edit (a name the StyleAE knows)")
+    styleae.add_argument("--value", type=float, nargs="+", default=None,
+                         help="target value(s) of the attribute in its own units (probability for binary "
+                              "attributes, e.g. years for an age); one grid column each")
+    styleae.add_argument("--shift", type=float, nargs="+", default=None,
+                         help="instead of --value: move the attribute's code coordinate by these amounts (labels "
+                              "span [-1, 1])")
+    styleae.add_argument("--keep-residual", action="store_true",
+                         help="add back the autoencoder's reconstruction error w - D(E(w)), so a zero shift "
+                              "returns the input code exactly")
     parser.add_argument("--strengths", type=float, nargs="+", default=[-3.0, -1.5, 0.0, 1.5, 3.0])
     parser.add_argument("--out", default="outputs/edit")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
 
 
+def _styleae_latents(args: argparse.Namespace, w_plus):
+    """[S, B, n_latent, D] StyleAE edits of W+ codes (row by row), one slice per ``--value`` / ``--shift``."""
+    import torch
+
+    from .styleae import load_styleae
+
+    if not args.styleae or not args.attribute:
+        raise UsageError("--method styleae needs --styleae FILE and --attribute NAME")
+    if (args.value is None) == (args.shift is None):
+        raise UsageError("--method styleae needs exactly one of --value or --shift")
+    if args.direction or args.ganspace:
+        raise UsageError("--method styleae edits with --styleae; --direction / --ganspace do not apply")
+    model = load_styleae(args.styleae)
+    if model.latent_dim != w_plus.shape[-1]:
+        raise UsageError(f"the StyleAE '{args.styleae}' works on {model.latent_dim}-d codes; the latents are "
+                         f"{w_plus.shape[-1]}-d")
+    try:
+        model.attribute_index(args.attribute)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    with torch.no_grad():
+        if args.value is not None:
+            return torch.stack([model.edit(w_plus, args.attribute, coordinate=model.coordinate_of(args.attribute, v),
+                                           keep_residual=args.keep_residual) for v in args.value])
+        return torch.stack([model.edit(w_plus, args.attribute, shift=v, keep_residual=args.keep_residual)
+                            for v in args.shift])
+
+
+def _edit_columns(args: argparse.Namespace) -> list[float]:
+    """The grid's column values: StyleAE values / shifts, or direction strengths."""
+    if args.method == "styleae":
+        return list(args.value if args.value is not None else args.shift)
+    return list(args.strengths)
+
+
 def _edited_latents(args: argparse.Namespace, w_plus, n_latent: int):
-    """[S, B, n_latent, D] edited codes, one slice per strength."""
+    """[S, B, n_latent, D] edited codes, one slice per strength (or StyleAE value)."""
     import torch
 
     from .editing import apply_ganspace, apply_strengths, load_direction, load_pca
 
+    if args.method == "styleae":
+        return _styleae_latents(args, w_plus)
     if bool(args.direction) == bool(args.ganspace):
         raise UsageError("give exactly one of --direction or --ganspace")
     if args.direction:
@@ -332,11 +388,12 @@ def _edit(args: argparse.Namespace) -> int:
 
     device = select_device(args.device)
     model, images = None, None
+    inversion_method = args.inversion_method if args.method == "styleae" else args.method
     if args.images:
         if not args.checkpoint:
             raise UsageError("--images needs --checkpoint (the inversion model)")
-        options = _inversion_options(args)
-        model = load_inversion_model(args.checkpoint, args.method, args.generator, **options).to(device)
+        options = _inversion_options(args, inversion_method)
+        model = load_inversion_model(args.checkpoint, inversion_method, args.generator, **options).to(device)
         generator = model.decoder
         keys, images = read_images(args.images, generator.size)
         with torch.no_grad():
@@ -365,11 +422,17 @@ def _edit(args: argparse.Namespace) -> int:
             rows.append(frames.clamp(-1, 1).cpu())
     grid = torch.stack(rows).flatten(0, 1)  # image-major: each row one image, each column one strength
     out = Path(args.out)
-    save_image(grid, out / "edit_grid.png", nrow=len(args.strengths))
+    columns = _edit_columns(args)
+    save_image(grid, out / "edit_grid.png", nrow=len(columns))
     for key, strip in zip(keys, rows):
-        save_image(strip, out / "strips" / Path(key).with_suffix(".png"), nrow=len(args.strengths))
-    edit_name = args.direction or f"{args.ganspace} component {args.component} layers {args.start}-{args.end}"
-    print(format_table([["images", len(keys)], ["edit", edit_name], ["strengths", args.strengths],
+        save_image(strip, out / "strips" / Path(key).with_suffix(".png"), nrow=len(columns))
+    if args.method == "styleae":
+        edit_name = (f"StyleAE {args.styleae}: {args.attribute} "
+                     f"{'set to value' if args.value is not None else 'coordinate shifted by'}")
+    else:
+        edit_name = args.direction or f"{args.ganspace} component {args.component} layers {args.start}-{args.end}"
+    print(format_table([["images", len(keys)], ["edit", edit_name], ["strengths" if args.method != "styleae"
+                                                                      else "values", columns],
                         ["seconds per edited image", round(timer.seconds / max(1, grid.shape[0]), 4)],
                         ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"]], ["edit", "value"]))
     return 0
@@ -396,27 +459,36 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------ codec
-# The codec tools live in stylegan_lightning.codec.tools; that package imports CompressAI and Lightning, so it is
-# imported only when one of these subcommands is parsed or run (build_parser adds the requested tool's options only).
-def _codec_tool(name: str, help: str) -> None:
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        from .codec import tools
+# ------------------------------------------------------------------------------------------------ codec, styleae
+# The codec and StyleAE tools live in stylegan_lightning.codec.tools / stylegan_lightning.styleae.tools; those
+# packages import CompressAI and Lightning, so they are imported only when one of their subcommands is parsed or run
+# (build_parser adds the requested tool's options only).
+def _package_tool(package: str, name: str, help: str) -> None:
+    """Register ``name`` from ``stylegan_lightning.<package>.tools`` (``<name>_arguments`` / ``run_<name>``, with
+    dashes in ``name`` as underscores)."""
+    import importlib
 
-        getattr(tools, f"{name}_arguments")(parser)
+    function = name.replace("-", "_")
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        tools = importlib.import_module(f"stylegan_lightning.{package}.tools")
+        getattr(tools, f"{function}_arguments")(parser)
 
     def run(args: argparse.Namespace) -> int:
-        from .codec import tools
-
-        return getattr(tools, f"run_{name}")(args)
+        tools = importlib.import_module(f"stylegan_lightning.{package}.tools")
+        return getattr(tools, f"run_{function}")(args)
 
     tool(name, help, add_arguments)(run)
 
 
-_codec_tool("compress", "compress face images into scalable codec streams (.sglc; bytes and bpp per layer)")
-_codec_tool("decompress", "decode codec streams (.sglc) into PNG images from layers 1..k")
-_codec_tool("evaluate", "rate, distortion and timings of every codec layer on a set of images (and classical "
-                        "baselines)")
+_package_tool("codec", "compress", "compress face images into scalable codec streams (.sglc; bytes and bpp per layer)")
+_package_tool("codec", "decompress", "decode codec streams (.sglc) into PNG images from layers 1..k")
+_package_tool("codec", "evaluate", "rate, distortion and timings of every codec layer on a set of images (and "
+                                  "classical baselines)")
+_package_tool("styleae", "label-latents", "write (w, attribute) pairs for StyleAE training: sampled codes labelled "
+                                          "by a classifier, or inverted images joined with their dataset labels")
+_package_tool("styleae", "compare-edits", "StyleAE vs InterFaceGAN at equal attribute change: success rate, "
+                                          "other-attribute change, identity similarity")
 
 
 # ------------------------------------------------------------------------------------------------ Lightning
@@ -435,6 +507,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.codec",
     "stylegan_lightning.gradstyle",
     "stylegan_lightning.hyperstyle",
+    "stylegan_lightning.styleae",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 
@@ -502,7 +575,8 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
 def _user_error(error: BaseException) -> Exception | None:
     """The user-input error (bad file, bad configuration) that caused ``error``, if any: LightningCLI and
     jsonargparse wrap the errors of the classes they build."""
-    user_errors: tuple[type, ...] = (CheckpointError, UsageError)
+    user_errors: tuple[type, ...] = (CheckpointError, UsageError, pickle.UnpicklingError)  # the last: a refused
+    # --ckpt_path (Lightning loads it with torch.load(weights_only=True))
     for module, name in (("stylegan_lightning.data.errors", "DatasetError"),
                          ("stylegan_lightning.codec.bitstream", "BitstreamError")):
         if module in sys.modules:  # an error of a module never imported cannot have been raised

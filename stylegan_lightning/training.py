@@ -3,8 +3,10 @@
 :class:`ToolkitModule` keeps frozen auxiliary networks (identity, parsing, landmark, LPIPS / DISTS networks,
 which are reloaded from their own weight files) out of checkpoints, so a checkpoint holds what was trained plus
 the generator it was trained against, and restores them from the module on load so strict loading still
-works. It also provides image-grid logging on rank zero, a trainable-parameter helper, and :meth:`auxiliary_step` for
-optimisers of auxiliary players (discriminators) whose steps should not count as training steps.
+works. Checkpoints also carry the random generators' states, restored when a fit resumes, so a resumed run draws
+the same noise as an uninterrupted one. It also provides image-grid logging on rank zero, a trainable-parameter
+helper, and :meth:`auxiliary_step` for optimisers of auxiliary players (discriminators) whose steps should not count
+as training steps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,40 @@ from torch import nn
 
 from .nets._state import FrozenModule
 from .utils.images import image_grid
+
+
+RNG_KEY = "rng_states"
+
+
+def rng_states() -> dict[str, Any]:
+    """The random generators' states (torch CPU and CUDA, NumPy, Python), as plain data for a checkpoint."""
+    import random
+
+    import numpy as np
+
+    state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"name": state[0], "keys": torch.from_numpy(state[1].astype("int64")), "pos": int(state[2]),
+                      "has_gauss": int(state[3]), "cached_gaussian": float(state[4])},
+            "python": repr(random.getstate())}
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Set the generators to ``states`` (from :func:`rng_states`), so a resumed run draws what the original
+    would have drawn next."""
+    import ast
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy = states["numpy"]
+    np.random.set_state((numpy["name"], numpy["keys"].numpy().astype("uint32"), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
+    random.setstate(ast.literal_eval(states["python"]))
 
 
 def frozen_auxiliary_prefixes(module: nn.Module) -> list[str]:
@@ -50,6 +86,7 @@ class ToolkitModule(pl.LightningModule):
             for key in [k for k in state if k.startswith(prefixes)]:
                 del state[key]
             checkpoint["frozen_auxiliary_prefixes"] = list(prefixes)
+        checkpoint[RNG_KEY] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         prefixes = tuple(frozen_auxiliary_prefixes(self))
@@ -58,6 +95,9 @@ class ToolkitModule(pl.LightningModule):
             for key, value in self.state_dict().items():
                 if key.startswith(prefixes) and key not in state:
                     state[key] = value
+        trainer = self._trainer
+        if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":  # resuming a fit
+            restore_rng_states(checkpoint[RNG_KEY])
 
     def discriminator_update(self, discriminator: nn.Module, optimizer, real: torch.Tensor, fake: torch.Tensor,
                              batch_index: int, r1_gamma: float, reg_every: int) -> dict[str, torch.Tensor]:

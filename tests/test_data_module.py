@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jsonargparse
 import pytest
 import torch
-from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DistributedSampler, SequentialSampler
 
-from stylegan_lightning.data import FaceDataModule, FaceImageDataset
+from stylegan_lightning.data import FaceDataModule, FaceImageDataset, ResumableSampler, make_loader
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -111,18 +112,26 @@ def test_ddp_sampler_can_be_injected():
     shards = [list(DistributedSampler(val, num_replicas=2, rank=r, shuffle=False)) for r in (0, 1)]
     assert sorted(shards[0] + shards[1]) == list(range(len(val))) and not set(shards[0]) & set(shards[1])
     loader = dm.train_dataloader()
-    # no custom sampler: Lightning replaces a plain RandomSampler with a DistributedSampler
-    assert type(loader.sampler) is RandomSampler and type(loader.batch_sampler) is BatchSampler
-    from lightning.pytorch.utilities.data import _update_dataloader
-
+    # the training sampler is already a DistributedSampler (resumable), so Lightning keeps it under DDP
+    assert isinstance(loader.sampler, ResumableSampler) and isinstance(loader.sampler, DistributedSampler)
+    assert type(loader.batch_sampler) is BatchSampler and loader.batch_size == 4 and loader.drop_last
     covered = []
     for rank in (0, 1):
-        sampler = DistributedSampler(loader.dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
-        replaced = _update_dataloader(loader, sampler)
-        assert replaced.sampler is sampler and replaced.batch_size == 4 and replaced.drop_last
-        covered += [i for i in sampler]
-        assert len(list(replaced)) == 7 // 4
-    assert sorted(covered) == list(range(len(loader.dataset)))
+        sampler = ResumableSampler(loader.dataset, num_replicas=2, rank=rank, seed=0)
+        covered += list(sampler)
+    n = len(loader.dataset)
+    assert set(covered) == set(range(n)) and len(covered) == 2 * math.ceil(n / 2)  # padded to equal shards
+
+
+def test_resumable_sampler_order_depends_on_seed_and_epoch_only():
+    dataset = list(range(10))
+    first = ResumableSampler(dataset, seed=3, epoch=2)
+    assert list(first) == list(ResumableSampler(dataset, seed=3, epoch=2))
+    assert list(first) != list(ResumableSampler(dataset, seed=3, epoch=1))
+    resumed = ResumableSampler(dataset, seed=3, epoch=2, start=4)
+    assert list(resumed) == list(first)[4:] and list(resumed) == list(first)  # the skip applies to one pass
+    loader = make_loader(dataset, 2, True, seed=3, epoch=2, skip_batches=3, drop_last=True)
+    assert [b.tolist() for b in loader] == [list(first)[6:8], list(first)[8:10]]
 
 
 def test_configurable_from_yaml():

@@ -155,10 +155,13 @@ def _cli(config: Path):
         return LightningCLI(None, None, run=False, args=["--config", str(config)], save_config_callback=None)
 
 
-def test_demo_config_trains_on_celeba64(shared_dir, monkeypatch):
-    """configs/demo/classifier.yaml builds (LightningCLI format) and its data feeds the module."""
+def test_demo_config_trains_on_celeba64(shared_dir, monkeypatch, tmp_path):
+    """configs/demo/classifier.yaml builds (LightningCLI format), its data feeds the module, and the classifier is
+    exported at the end of fit (here into tmp_path, not over the demo's outputs/demo/classifier.pt)."""
     monkeypatch.chdir(REPO)
     cli = _cli(REPO / "configs" / "demo" / "classifier.yaml")
+    assert cli.model.hparams.export_path == "outputs/demo/classifier.pt"
+    cli.model.hparams.export_path = str(tmp_path / "classifier.pt")
     assert isinstance(cli.model, AttributeClassifierModule) and isinstance(cli.datamodule, FaceDataModule)
     assert cli.model.attribute_names == cli.datamodule.hparams.attribute_names
     options = {k: v for k, v in cli.datamodule.hparams.items() if not k.startswith("_")}
@@ -168,6 +171,8 @@ def test_demo_config_trains_on_celeba64(shared_dir, monkeypatch):
     result = trainer.validate(cli.model, datamodule=datamodule, verbose=False)[0]
     assert trainer.global_step == 2 and result["val/loss"] > 0
     assert {f"val/acc_{name}" for name in cli.model.attribute_names} <= set(result)
+    exported = load_attribute_classifier(tmp_path / "classifier.pt")
+    assert exported.attribute_names == cli.model.attribute_names
 
 
 def test_full_config_builds(monkeypatch):

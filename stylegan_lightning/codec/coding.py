@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from ..utils.images import resize_images
+from ..utils.images import check_images, resize_images
 from ..utils.timing import Timer
 from .bitstream import BitstreamError, CodecStream
 from .model import ScalableFaceCodec
@@ -17,11 +17,7 @@ from .model import ScalableFaceCodec
 def compress_images(codec: ScalableFaceCodec, images: torch.Tensor, layers: int | None = None) -> list[CodecStream]:
     """Images [B, 3, H, W] in [-1, 1] -> one :class:`CodecStream` per image holding layers 1..``layers``
     (default all). The codec must be updated (:meth:`ScalableFaceCodec.update`)."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"compress_images expects images [B, 3, H, W] in [-1, 1], got {shape}")
-    if not torch.isfinite(images).all():
-        raise ValueError("the images contain NaN or infinite values")
+    check_images(images, "compress_images")
     layers = codec._check_layers(layers)
     height, width = images.shape[-2:]
     strings, _ = codec.compress(images)

@@ -34,8 +34,13 @@ class _LoaderMixin:
     hparams: Any
     trainer: Any
 
+    _resume: dict[str, int] | None = None
+
     def _rank(self) -> int:
         return int(getattr(self.trainer, "global_rank", 0) or 0) if self.trainer is not None else 0
+
+    def _world_size(self) -> int:
+        return int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer is not None else 1
 
     def _loader(self, split: str) -> DataLoader | list:
         dataset = self._dataset(split)
@@ -44,11 +49,30 @@ class _LoaderMixin:
         train = split == "train"
         hp = self.hparams
         batch_size = hp.batch_size if train else (hp.eval_batch_size or hp.batch_size)
-        if train and hp.drop_last and len(dataset) < batch_size:
+        drop_last = getattr(hp, "drop_last", True)
+        if train and drop_last and len(dataset) < batch_size:
             logger.warning("the train split has %d items, fewer than batch_size=%d: drop_last leaves no batch",
                            len(dataset), batch_size)
-        return make_loader(dataset, batch_size, train, hp.num_workers, hp.pin_memory, hp.drop_last,
-                           seed=hp.seed, rank=self._rank())
+        epoch, skip = 0, 0
+        if train and self._resume is not None:  # the first loader after a restore continues the saved epoch
+            epoch, skip = self._resume["epoch"], self._resume["batches"]
+            self._resume = None
+        return make_loader(dataset, batch_size, train, hp.num_workers, getattr(hp, "pin_memory", None), drop_last,
+                           seed=hp.seed, rank=self._rank(), world_size=self._world_size(), epoch=epoch,
+                           skip_batches=skip)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training is in its epoch (saved in checkpoints): the epoch and the batches trained in it."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": int(trainer.current_epoch), "batches": int(progress.processed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume the saved epoch after the batches already trained (see :class:`ResumableSampler`)."""
+        if state and "epoch" in state:
+            self._resume = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
 
     def _dataset(self, split: str) -> Dataset | None:
         raise NotImplementedError
@@ -74,7 +98,7 @@ class _LoaderMixin:
         return self._dataset("predict")
 
     def train_dataloader(self) -> DataLoader | list:
-        """Shuffled (``shuffle=True``, no custom sampler), random flips, ``drop_last``."""
+        """Shuffled (:class:`ResumableSampler`), random flips, ``drop_last``."""
         return self._loader("train")
 
     def val_dataloader(self) -> DataLoader | list:

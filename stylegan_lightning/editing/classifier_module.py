@@ -83,6 +83,7 @@ class AttributeClassifierModule(pl.LightningModule):
         lr_schedule: ``"cosine"`` (linear warm-up over ``warmup_steps``, then cosine decay to 0 over the run's
             ``trainer.estimated_stepping_batches``) or ``"none"``.
         regression_weight: weight of the MSE term against the BCE term.
+        export_path: write the trained classifier (:func:`export_classifier`) here at the end of fit.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class AttributeClassifierModule(pl.LightningModule):
         lr_schedule: str = "cosine",
         warmup_steps: int = 0,
         regression_weight: float = 1.0,
+        export_path: str | None = None,
     ):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -217,3 +219,7 @@ class AttributeClassifierModule(pl.LightningModule):
     def export(self, path: str | Path) -> Path:
         """Write the classifier alone (see :func:`export_classifier`)."""
         return export_classifier(self.classifier, path)
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_path and self.trainer.is_global_zero:
+            self.export(self.hparams.export_path)

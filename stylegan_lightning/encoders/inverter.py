@@ -16,7 +16,7 @@ from torch import nn
 
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
-from ..utils.images import resize_images
+from ..utils.images import check_images, resize_images
 from .backbone import OFFICIAL_BLOCKS, OFFICIAL_CHANNELS
 from .factory import build_encoder
 
@@ -175,7 +175,7 @@ class Inverter(nn.Module):
 
     def invert(self, images: torch.Tensor, noise: str = "const") -> tuple[torch.Tensor, torch.Tensor]:
         """``(w_plus, reconstruction)``; gradients reach the encoder through the frozen generator."""
-        w_plus = self.encode(images)
+        w_plus = self.encode(check_images(images, "invert", channels=None))  # pSp may take extra channels
         return w_plus, self.decode(w_plus, noise)
 
     def forward(self, images: torch.Tensor, noise: str = "const") -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
+from ..utils.images import check_images
 from .attention import Aligner
 from .augment import random_perspective
 
@@ -209,7 +210,7 @@ class GradStyle(nn.Module):
     # ------------------------------------------------------------------ tools API
     def invert(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(w_plus, reconstruction)`` (the inversion tools' interface; the generator's stored noise)."""
-        w_plus, encoder_features = self.encode(images)
+        w_plus, encoder_features = self.encode(check_images(images, "GradStyle.invert"))
         return w_plus, self.reconstruct(w_plus, encoder_features).image
 
     def edit(self, images: torch.Tensor, w_plus: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

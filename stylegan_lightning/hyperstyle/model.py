@@ -21,7 +21,7 @@ from torch import nn
 from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
-from ..utils.images import resize_images
+from ..utils.images import check_images, resize_images
 from .hypernet import HyperNetwork
 
 
@@ -146,7 +146,7 @@ class HyperStyle(nn.Module):
     # ------------------------------------------------------------------ tools' interface
     def invert(self, images: torch.Tensor, n_iters: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(w_plus, reconstruction)`` after the refinement steps (the inversion tools' interface)."""
-        output = self.run(images, n_iters)
+        output = self.run(check_images(images, "HyperStyle.invert"), n_iters)
         return output.w_plus, output.reconstruction
 
     def edit(self, images: torch.Tensor, w_plus: torch.Tensor, codes: torch.Tensor,

@@ -11,6 +11,18 @@ import torch.nn.functional as F
 from PIL import Image
 
 
+def check_images(images: torch.Tensor, what: str = "images", channels: int | None = 3) -> torch.Tensor:
+    """``images`` if they are a batch [B, C, H, W] (C = ``channels``, any when ``None``) of finite values;
+    otherwise a ValueError saying what is wrong (NaN / Inf would otherwise flow silently through every network)."""
+    if (not isinstance(images, torch.Tensor) or images.ndim != 4
+            or (channels is not None and images.shape[1] != channels)):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{what}: expected images [B, {channels or 'C'}, H, W] in [-1, 1], got {shape}")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{what}: the images contain NaN or infinite values")
+    return images
+
+
 def resize_images(images: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
     """``images`` resized to ``size`` x ``size`` (or to ``(height, width)``): unchanged at that size (or when
     ``size`` is ``None``), area averaging when shrinking, bilinear interpolation (``align_corners=False``) when

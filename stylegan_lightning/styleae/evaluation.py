@@ -1,0 +1,253 @@
+"""Comparing attribute editors at equal attribute change: StyleAE coordinates vs InterFaceGAN directions.
+
+Protocol (the StyleAE reference evaluation, applied to every editor alike): for each binary attribute ``a`` and each
+code w, the edit flips the classifier's decision -- up when ``p_a(G(w)) < 0.5``, down otherwise. Each editor walks
+its own edit path in ``steps`` equal steps (StyleAE: the attribute coordinate from its current value towards
+``±limit``; InterFaceGAN: ``w ± t · n`` with t up to ``limit`` standard deviations of the codes' projections on the
+unit normal n) and stops at the first step whose image reaches the target probability (``0.5 ± margin``). Then
+
+- ``success``: the fraction of codes whose edit reached the target;
+- ``target_change``: mean ``|Δp_a|`` (equal targets make this nearly equal across editors);
+- ``other_change``: mean ``|Δp_b|`` over the other evaluated attributes b (smaller = better disentangled);
+- ``identity``: mean cosine similarity of identity embeddings before / after the edit (with an identity network);
+- ``strength``: mean fraction of the path used (1 where the target was not reached).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..editing.directions import Direction
+from .model import StyleAE
+
+METRICS = ("success", "target_change", "other_change", "identity", "strength")
+
+
+class AttributeEditor(Protocol):
+    """An edit path per attribute: ``path(w, attribute, sign, fraction)`` gives the codes after ``fraction``
+    (0..1) of the way up (``sign`` +1) or down (−1), one sign per code."""
+
+    name: str
+
+    def supports(self, attribute: str) -> bool: ...
+
+    def path(self, w: torch.Tensor, attribute: str, sign: torch.Tensor, fraction: float) -> torch.Tensor: ...
+
+
+class StyleAEEditor:
+    """StyleAE edits: the attribute coordinate moves from its current value ``c`` to ``c + fraction · (±limit − c)``
+    (the code units, labels span [−1, 1])."""
+
+    name = "styleae"
+
+    def __init__(self, model: StyleAE, limit: float = 3.0, keep_residual: bool = False):
+        self.model, self.limit, self.keep_residual = model, float(limit), keep_residual
+
+    def supports(self, attribute: str) -> bool:
+        return attribute in self.model.attribute_names
+
+    def path(self, w: torch.Tensor, attribute: str, sign: torch.Tensor, fraction: float) -> torch.Tensor:
+        start = self.model.attributes(w)[:, self.model.attribute_index(attribute)]
+        target = start + fraction * (sign * self.limit - start)
+        return self.model.edit(w, attribute, coordinate=target, keep_residual=self.keep_residual)
+
+
+class DirectionEditor:
+    """InterFaceGAN edits ``w ± fraction · limit · σ · n`` with the unit normal n of each attribute's direction and
+    σ the standard deviation of the evaluated codes' projections on n (so ``limit`` is in the codes' own spread)."""
+
+    name = "interfacegan"
+
+    def __init__(self, directions: Mapping[str, Direction], limit: float = 3.0):
+        self.directions = {name: direction.unit() for name, direction in directions.items()}
+        self.limit = float(limit)
+
+    def supports(self, attribute: str) -> bool:
+        return attribute in self.directions
+
+    def path(self, w: torch.Tensor, attribute: str, sign: torch.Tensor, fraction: float) -> torch.Tensor:
+        normal = self.directions[attribute].vector.to(w)
+        spread = (w @ normal).std() if w.shape[0] > 1 else w.new_tensor(1.0)
+        return w + (sign * fraction * self.limit * spread)[:, None] * normal
+
+
+def fit_interfacegan_directions(w: torch.Tensor, labels: torch.Tensor, attribute_names: Sequence[str],
+                                label_ranges: Sequence[Sequence[float]] | None = None, seed: int = 0,
+                                min_class: int = 10) -> dict[str, Direction]:
+    """One InterFaceGAN direction per attribute on labelled codes ``(w [N, D], labels [N, k])``: a linear SVM
+    whose positives are the codes labelled above the middle of the attribute's range (default ``(0, 1)``, i.e.
+    probability 0.5), or above the median label when that leaves fewer than ``min_class`` codes on one side (a
+    rare attribute); NaN labels are left out. The fair baseline for a StyleAE trained on the same pairs."""
+    from ..editing.interfacegan import fit_direction
+
+    ranges = label_ranges or [(0.0, 1.0)] * len(attribute_names)
+    directions = {}
+    for i, (name, (low, high)) in enumerate(zip(attribute_names, ranges)):
+        column = labels[:, i].cpu()
+        known = column[torch.isfinite(column)]
+        threshold = (low + high) / 2
+        if min(int((known > threshold).sum()), int((known <= threshold).sum())) < min_class:
+            threshold = float(known.median())
+        directions[name] = fit_direction(w.cpu(), column, "svm", threshold=threshold, seed=seed, name=name)
+        directions[name].metadata["threshold"] = threshold
+    return directions
+
+
+def _binary_columns(classifier, attributes: Sequence[str] | None) -> list[str]:
+    names = [n for n, kind in zip(classifier.attribute_names, classifier.output_kinds) if kind == "binary"]
+    if attributes is None:
+        return names
+    unknown = [a for a in attributes if a not in names]
+    if unknown:
+        raise ValueError(f"the classifier has no binary output(s) {unknown}; it has {names}")
+    return list(attributes)
+
+
+@torch.no_grad()
+def evaluate_attribute_edits(
+    w: torch.Tensor,
+    generator: nn.Module,
+    classifier: nn.Module,
+    editors: Sequence[AttributeEditor],
+    attributes: Sequence[str] | None = None,
+    margin: float = 0.25,
+    steps: int = 8,
+    identity: nn.Module | None = None,
+    batch_size: int = 64,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Edit every code in ``w`` [N, D] with every editor (see the module docs).
+
+    Args:
+        generator: a :class:`~stylegan_lightning.stylegan2.FrozenGenerator` (codes → images, stored noise).
+        classifier: an :class:`~stylegan_lightning.editing.AttributeClassifier` (its ``predict`` scores images).
+        editors: e.g. ``[StyleAEEditor(model), DirectionEditor(directions)]``.
+        attributes: the binary classifier outputs to edit (default: every binary output that all editors know).
+        margin: the target is ``p ≥ 0.5 + margin`` going up, ``p ≤ 0.5 − margin`` going down.
+        steps: points on each edit path (the first reaching the target is kept).
+        identity: an identity encoder (images → embeddings) for the ``identity`` metric, or ``None``.
+
+    Returns:
+        ``{attribute: {editor name: {metric: value}}}`` with the metrics of :data:`METRICS` (``identity`` only with
+        an identity network).
+    """
+    if not 0 < margin < 0.5:
+        raise ValueError(f"margin must be in (0, 0.5), got {margin}")
+    if steps < 1:
+        raise ValueError(f"steps must be positive, got {steps}")
+    names = _binary_columns(classifier, attributes)
+    if attributes is None:
+        names = [a for a in names if all(editor.supports(a) for editor in editors)]
+    if not names:
+        raise ValueError("no binary classifier attribute that every editor can edit")
+    columns = [classifier.attribute_names.index(a) for a in names]
+
+    def render(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        scores, embeddings = [], []
+        for chunk in codes.split(batch_size):
+            images = generator(chunk, noise="const")
+            scores.append(classifier.predict(images)[:, columns].float())
+            if identity is not None:
+                embeddings.append(F.normalize(identity(images).float(), dim=1))
+        return torch.cat(scores), (torch.cat(embeddings) if identity is not None else None)
+
+    start_scores, start_embedding = render(w)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for position, attribute in enumerate(names):
+        sign = torch.where(start_scores[:, position] < 0.5, 1.0, -1.0).to(w)
+        results[attribute] = {}
+        for editor in editors:
+            if not editor.supports(attribute):
+                raise ValueError(f"editor {editor.name!r} cannot edit {attribute!r}")
+            chosen_scores = start_scores.clone()
+            chosen_embedding = None if start_embedding is None else start_embedding.clone()
+            chosen_fraction = torch.ones(len(w), device=w.device)
+            done = torch.zeros(len(w), dtype=torch.bool, device=w.device)
+            for step in range(1, steps + 1):
+                fraction = step / steps
+                scores, embedding = render(editor.path(w, attribute, sign, fraction))
+                take = ~done  # keep updating until the target is reached, then freeze
+                chosen_scores[take] = scores[take]
+                if embedding is not None:
+                    chosen_embedding[take] = embedding[take]
+                chosen_fraction[take] = fraction
+                done |= sign * (scores[:, position] - 0.5) >= margin
+            change = (chosen_scores - start_scores).abs()
+            others = [i for i in range(len(names)) if i != position]
+            metrics = {"success": done.float().mean().item(),
+                       "target_change": change[:, position].mean().item(),
+                       "other_change": change[:, others].mean().item() if others else 0.0,
+                       "strength": chosen_fraction.mean().item()}
+            if chosen_embedding is not None:
+                metrics["identity"] = (chosen_embedding * start_embedding).sum(1).mean().item()
+            results[attribute][editor.name] = metrics
+    return results
+
+
+@torch.no_grad()
+def search_coordinate(
+    model: StyleAE,
+    generator: nn.Module,
+    classifier: nn.Module,
+    w: torch.Tensor,
+    attribute: str,
+    target: float,
+    candidates: torch.Tensor | Sequence[float] | None = None,
+    keep_residual: bool = False,
+    batch_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The coordinate value of ``attribute`` whose edited image the classifier scores closest to ``target``.
+
+    Each candidate (default 25 values from −3 to 3) is tried on every code: ``model.edit(w, attribute, value)``,
+    synthesised and classified; per code the candidate with the smallest ``|score − target|`` wins (ties: the
+    one nearest the code's current coordinate). The classifier's output for ``attribute`` must have the same name.
+
+    Returns:
+        ``(coordinates [N], scores [N])``: the chosen values and the classifier's score of their images.
+    """
+    if attribute not in classifier.attribute_names:
+        raise ValueError(f"the classifier has no output {attribute!r}; it has {classifier.attribute_names}")
+    column = classifier.attribute_names.index(attribute)
+    values = torch.linspace(-3, 3, 25) if candidates is None else torch.as_tensor(candidates, dtype=torch.float32)
+    if values.ndim != 1 or values.numel() < 1:
+        raise ValueError("candidates must be a non-empty list of coordinate values")
+    values = values.to(w)
+    start = model.attributes(w)[:, model.attribute_index(attribute)]
+    scores = []
+    for value in values:
+        edited = model.edit(w, attribute, coordinate=value, keep_residual=keep_residual)
+        scores.append(torch.cat([classifier.predict(generator(chunk, noise="const"))[:, column].float()
+                                 for chunk in edited.split(batch_size)]))
+    scores = torch.stack(scores, 1)  # [N, C]
+    error = (scores - target).abs() + 1e-6 * (values[None] - start[:, None]).abs()  # ties: nearest the start
+    best = error.argmin(1)
+    return values[best], scores.gather(1, best[:, None])[:, 0]
+
+
+def comparison_rows(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[list]:
+    """Table rows ``[attribute, editor, success, target Δp, other Δp, identity, path used]`` of
+    :func:`evaluate_attribute_edits` results, plus a mean row per editor."""
+    rows, totals = [], {}
+    for attribute, by_editor in results.items():
+        for editor, metrics in by_editor.items():
+            rows.append([attribute, editor, *(_cell(metrics, key) for key in METRICS)])
+            totals.setdefault(editor, []).append(metrics)
+    for editor, entries in totals.items():
+        mean = {key: sum(m[key] for m in entries) / len(entries) for key in METRICS if key in entries[0]}
+        rows.append(["mean", editor, *(_cell(mean, key) for key in METRICS)])
+    return rows
+
+
+COMPARISON_HEADER = ["attribute", "editor", "success", "target |dp|", "other |dp|", "identity cos", "path used"]
+
+
+def _cell(metrics: Mapping[str, float], key: str) -> float | str:
+    return round(metrics[key], 3) if key in metrics else "-"
+
+
+__all__ = ["AttributeEditor", "COMPARISON_HEADER", "DirectionEditor", "METRICS", "StyleAEEditor",
+           "comparison_rows", "evaluate_attribute_edits", "fit_interfacegan_directions",
+           "search_coordinate"]
