@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -131,6 +132,24 @@ def test_edit_and_compare_tools(files, tmp_path, capsys):
                  "0.9", "--latents", str(tmp_path / "w.pt"), "--generator", files["generator"],
                  "--out", str(out), "--keep-residual"]) == 0
     assert (out / "edit_grid.png").exists() and "values" in capsys.readouterr().out
+    # images are inverted first (--inversion-method), then edited row by row in W+
+    import shutil
+
+    from stylegan_lightning.encoders import build_inverter, save_encoder_checkpoint
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for source in sorted((Path(__file__).resolve().parents[1] / "data/samples/celebahq").glob("*.jpg"))[:2]:
+        shutil.copy(source, faces / source.name)
+    torch.manual_seed(2)
+    inverter = build_inverter("w", FrozenGenerator.from_file(files["generator"]), input_size=32, blocks=(1, 1, 1, 1),
+                              channels=(16, 16, 16, 16))
+    encoder = save_encoder_checkpoint(tmp_path / "w-encoder.pt", inverter)
+    assert main(["edit", "--method", "styleae", "--styleae", str(styleae), "--attribute", "glasses", "--shift", "-1",
+                 "1", "--images", str(faces), "--checkpoint", str(encoder), "--inversion-method", "encoder",
+                 "--out", str(tmp_path / "edit-images")]) == 0
+    assert len(list((tmp_path / "edit-images" / "strips").glob("*.png"))) == 2
+    capsys.readouterr()
     assert main(["edit", "--method", "styleae", "--styleae", str(styleae), "--attribute", "beard", "--shift", "1",
                  "--latents", str(tmp_path / "w.pt"), "--generator", files["generator"], "--out", str(out)]) == 2
     assert "unknown attribute 'beard'" in capsys.readouterr().err

@@ -20,7 +20,7 @@ fit, and are kept in the checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
