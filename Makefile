@@ -84,7 +84,7 @@ demo-gradstyle: $(STAMP) $(DEMO_E4E)  ## CPU demo: train GradStyle over the demo
 $(DEMO_W_ENCODER): configs/demo/w_encoder.yaml | $(DEMO_GENERATOR)
 	$(BIN)/stylegan-lightning fit --config configs/demo/w_encoder.yaml
 
-demo-hyperstyle: $(STAMP) $(DEMO_W_ENCODER)  ## CPU demo: train HyperStyle over the demo W-encoder and generator (minutes)
+demo-hyperstyle: $(STAMP) $(DEMO_W_ENCODER)  ## CPU demo: HyperStyle over the demo W-encoder and generator, 5 iterations (~30 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/hyperstyle.yaml
 
 # The demo attribute classifier (CelebA 64 px from ../shared/data, ~6 min) is trained once and reused.
@@ -95,7 +95,7 @@ $(DEMO_PAIRS): $(DEMO_CLASSIFIER) | $(DEMO_GENERATOR)
 	$(BIN)/stylegan-lightning label-latents --generator $(DEMO_GENERATOR) --classifier $(DEMO_CLASSIFIER) \
 		--n 4000 --out $@
 
-demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU demo: train StyleAE on classifier-labelled codes, then StyleAE vs InterFaceGAN
+demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU demo: StyleAE on classifier-labelled codes, then StyleAE vs InterFaceGAN (~12 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
 	$(BIN)/stylegan-lightning compare-edits --styleae outputs/demo/styleae-64.pt --generator $(DEMO_GENERATOR) \
 		--classifier $(DEMO_CLASSIFIER) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 --steps 6 $(DEMO_IDENTITY) \
