@@ -208,4 +208,4 @@ def test_identity_loss_takes_the_weight_file_of_its_backend(generator_file, shar
         module = EncoderModule(generator_file, w_discriminator_lambda=0.0, progressive_start=None,
                                **{**SMALL, "id_lambda": 0.1, "id_backend": "mobilefacenet",
                                   "weights": {"mobilefacenet": str(path)}})
-    assert module.identity is not None and "id_similarity" in module.val_metrics
+    assert module.inversion_losses.identity is not None and "id_similarity" in module.val_metrics

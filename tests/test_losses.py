@@ -138,3 +138,20 @@ def test_lpips_loss_resizes_and_averages():
     loss = LPIPSLoss(network, resolution=8)
     value = loss(torch.zeros(2, 3, 16, 16), torch.ones(2, 3, 16, 16))
     assert calls == [8] and value.item() == pytest.approx(1.0)
+
+
+def test_inversion_losses_weight_and_resize():
+    """The inversion methods' image losses: weighted L2 after resizing the reconstruction to the target's size;
+    LPIPS and identity are off (and need no files) at weight 0."""
+    from stylegan_lightning.losses import InversionLosses
+    from stylegan_lightning.utils.images import resize_images
+
+    torch.manual_seed(0)
+    target, reconstruction = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = InversionLosses(l2_lambda=2.5)
+    assert losses.lpips is None and losses.identity is None
+    assert losses.networks() == {"lpips": None, "identity": None}
+    terms = losses(reconstruction, target)
+    assert set(terms) == {"l2"}
+    expected = 2.5 * torch.mean((resize_images(reconstruction, 16) - target) ** 2)
+    assert torch.allclose(terms["l2"], expected)

@@ -17,11 +17,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
+from ..losses import InversionLosses, g_nonsaturating_loss
 from ..losses import delta_regularizer, w_norm
-from ..nets.identity import identity_weight_key
 from ..metrics import build_metric_networks, inversion_metrics
-from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
@@ -103,11 +101,8 @@ class EncoderModule(ToolkitModule):
             self.inverter = build_inverter(encoder_type, frozen, input_size, tuple(backbone_blocks),
                                            tuple(backbone_channels), irse_path=irse_init,
                                            start_from_latent_avg=start_from_latent_avg)
-        self.l2 = L2Loss(loss_resolution)
-        self.lpips = (LPIPSLoss.pretrained(lpips_net, weights.get(lpips_backbone_key(lpips_net)), loss_resolution)
-                      if lpips_lambda > 0 else None)
-        identity_file = weights.get(identity_weight_key(id_backend) or "")
-        self.identity = IdentityLoss.pretrained(id_backend, identity_file) if id_lambda > 0 else None
+        self.inversion_losses = InversionLosses(l2_lambda, lpips_lambda, id_lambda, lpips_net, id_backend, weights,
+                                                loss_resolution, lpips_resolution=loss_resolution)
         self.uses_discriminator = w_discriminator_lambda > 0
         if self.uses_discriminator:
             self.latent_discriminator = LatentCodesDiscriminator(frozen.style_dim)
@@ -116,9 +111,7 @@ class EncoderModule(ToolkitModule):
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         # one set of frozen networks for the losses and both metric collections
         options = dict(lpips_net=lpips_net, identity_backend=id_backend)
-        networks = build_metric_networks(("lpips", "identity"), weights, {
-            "lpips": self.lpips.network if self.lpips else None,
-            "identity": self.identity.encoder if self.identity else None}, **options)
+        networks = build_metric_networks(("lpips", "identity"), weights, self.inversion_losses.networks(), **options)
         self.val_metrics = inversion_metrics("val/", weights, networks, build=False, **options)
         self.test_metrics = inversion_metrics("test/", weights, networks, build=False, **options)
 
@@ -144,16 +137,7 @@ class EncoderModule(ToolkitModule):
 
     # ------------------------------------------------------------------ losses
     def reconstruction_losses(self, images: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
-        target = images
-        if reconstruction.shape[-1] != target.shape[-1]:
-            reconstruction = resize_images(reconstruction, target.shape[-1])
-        hp = self.hparams
-        losses = {"l2": self.l2(reconstruction, target) * hp.l2_lambda}
-        if self.lpips is not None:
-            losses["lpips"] = self.lpips(reconstruction, target) * hp.lpips_lambda
-        if self.identity is not None:
-            losses["id"] = self.identity(reconstruction, target) * hp.id_lambda
-        return losses
+        return self.inversion_losses(reconstruction, images)
 
     def latent_losses(self, w_plus: torch.Tensor, stage: int) -> dict[str, torch.Tensor]:
         hp = self.hparams

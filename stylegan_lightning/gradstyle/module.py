@@ -36,11 +36,9 @@ from torch import nn
 
 from ..editing import apply_direction, apply_ganspace, fit_pca, load_direction, sample_latents
 from ..encoders.inverter import LatentEncoder, build_latent_encoder, encoder_spec, resize_images
-from ..losses import IdentityLoss, L2Loss, LPIPSLoss, g_nonsaturating_loss
+from ..losses import InversionLosses, g_nonsaturating_loss
 from ..metrics import build_metric_networks, inversion_metrics
 from ..metrics.networks import IdentitySimilarity
-from ..nets.identity import identity_weight_key
-from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
 from ..stylegan2 import Discriminator, FrozenGenerator, load_discriminator
@@ -154,11 +152,8 @@ class GradStyleModule(ToolkitModule):
         encoder = load_e4e_encoder(e4e_checkpoint, frozen, generator)
         self.model = GradStyle(encoder, frozen, refine_layers, hidden, aligner_layers, aligner_heads, aligner_head_dim,
                                top_ratio, perspective)
-        self.l2 = L2Loss(loss_resolution)
-        self.lpips = (LPIPSLoss.pretrained(lpips_net, weights.get(lpips_backbone_key(lpips_net)))
-                      if lpips_lambda > 0 else None)
-        identity_file = weights.get(identity_weight_key(id_backend) or "")
-        self.identity = IdentityLoss.pretrained(id_backend, identity_file) if id_lambda > 0 else None
+        self.inversion_losses = InversionLosses(l2_lambda, lpips_lambda, id_lambda, lpips_net, id_backend, weights,
+                                                loss_resolution)
         self.uses_discriminator = adv_lambda > 0
         self.discriminator_from_file = False
         if self.uses_discriminator:
@@ -166,9 +161,8 @@ class GradStyleModule(ToolkitModule):
             self.discriminator.requires_grad_(False)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         options = dict(lpips_net=lpips_net, identity_backend=id_backend)
-        given = {"lpips": self.lpips.network if self.lpips else None,
-                 "identity": self.identity.encoder if self.identity else None}
-        networks = build_metric_networks(("lpips", "identity"), weights, given, build=metric_networks, **options)
+        networks = build_metric_networks(("lpips", "identity"), weights, self.inversion_losses.networks(),
+                                         build=metric_networks, **options)
         self.val_metrics = inversion_metrics("val/", weights, networks, build=False, **options)
         self.test_metrics = inversion_metrics("test/", weights, networks, build=False, **options)
         self.edit_names = [f"{name}_{_strength_label(s)}" for name in self._edit_sources() for s in edit_strengths]
@@ -213,17 +207,9 @@ class GradStyleModule(ToolkitModule):
     # ------------------------------------------------------------------ losses
     def image_losses(self, images: torch.Tensor, streams: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """L2, LPIPS and identity of every stream's image against ``images`` (summed over streams, weighted)."""
-        hp = self.hparams
         losses: dict[str, torch.Tensor] = {}
         for output in streams:
-            if output.shape[-1] != images.shape[-1]:
-                output = resize_images(output, images.shape[-1])
-            terms = {"l2": self.l2(output, images) * hp.l2_lambda}
-            if self.lpips is not None:
-                terms["lpips"] = self.lpips(output, images) * hp.lpips_lambda
-            if self.identity is not None:
-                terms["id"] = self.identity(output, images) * hp.id_lambda
-            for key, value in terms.items():
+            for key, value in self.inversion_losses(output, images).items():
                 losses[key] = losses[key] + value if key in losses else value
         return losses
 

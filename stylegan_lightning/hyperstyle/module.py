@@ -28,10 +28,8 @@ from torch import nn
 
 from ..encoders.checkpoints import load_w_encoder
 from ..encoders.inverter import build_latent_encoder, encoder_spec
-from ..losses import IdentityLoss, L2Loss, LPIPSLoss
+from ..losses import InversionLosses
 from ..metrics import build_metric_networks, inversion_metrics
-from ..nets.identity import identity_weight_key
-from ..nets.perceptual import lpips_backbone_key
 from ..optim import build_optimizer
 from ..serialization import CheckpointError, load_state_strict, safe_torch_load
 from ..stylegan2 import FrozenGenerator
@@ -112,17 +110,12 @@ class HyperStyleModule(ToolkitModule):
         self.model = build_hyperstyle(w_encoder, frozen, layers_to_tune, n_iters, input_size, zero_init,
                                       shared_layers, resnet34_init)
         self.model.decoder.requires_grad_(False)
-        self.l2 = L2Loss(loss_resolution)
-        lpips_resolution = loss_resolution or 256
-        self.lpips = (LPIPSLoss.pretrained(lpips_net, weights.get(lpips_backbone_key(lpips_net)), lpips_resolution)
-                      if lpips_lambda > 0 else None)
-        identity_file = weights.get(identity_weight_key(id_backend) or "")
-        self.identity = IdentityLoss.pretrained(id_backend, identity_file) if id_lambda > 0 else None
+        self.inversion_losses = InversionLosses(l2_lambda, lpips_lambda, id_lambda, lpips_net, id_backend, weights,
+                                                loss_resolution, lpips_resolution=loss_resolution or 256)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         options = dict(lpips_net=lpips_net, identity_backend=id_backend)
-        given = {"lpips": self.lpips.network if self.lpips else None,
-                 "identity": self.identity.encoder if self.identity else None}
-        networks = build_metric_networks(("lpips", "identity"), weights, given, build=metric_networks, **options)
+        networks = build_metric_networks(("lpips", "identity"), weights, self.inversion_losses.networks(),
+                                         build=metric_networks, **options)
         # one collection per iteration (0 = the W-encoder alone), all sharing the same frozen networks
         self.val_metrics = nn.ModuleDict({f"iter{t}": inversion_metrics(f"val/iter{t}/", weights, networks,
                                                                         build=False, **options)
@@ -138,15 +131,7 @@ class HyperStyleModule(ToolkitModule):
     # ------------------------------------------------------------------ losses
     def image_losses(self, images: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted L2, LPIPS and identity losses of ``reconstruction`` against ``images``."""
-        hp = self.hparams
-        if reconstruction.shape[-1] != images.shape[-1]:
-            reconstruction = resize_images(reconstruction, images.shape[-1])
-        losses = {"l2": self.l2(reconstruction, images) * hp.l2_lambda}
-        if self.lpips is not None:
-            losses["lpips"] = self.lpips(reconstruction, images) * hp.lpips_lambda
-        if self.identity is not None:
-            losses["id"] = self.identity(reconstruction, images) * hp.id_lambda
-        return losses
+        return self.inversion_losses(reconstruction, images)
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self):

@@ -6,6 +6,7 @@ serve a loss and a metric at once.
 
 from .adversarial import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from .identity import IdentityLoss
+from .inversion import InversionLosses
 from .landmark import LandmarkLoss
 from .parsing import ParsingLoss
 from .perceptual import LPIPSLoss
@@ -14,6 +15,7 @@ from .regularizers import delta_regularizer, w_norm
 
 __all__ = [
     "IdentityLoss",
+    "InversionLosses",
     "L2Loss",
     "LPIPSLoss",
     "LandmarkLoss",
