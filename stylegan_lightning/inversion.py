@@ -74,12 +74,9 @@ def _load_hyperstyle(checkpoint: str, generator: str | None, w_encoder: str | No
         from .hyperstyle.module import load_hyperstyle_module_checkpoint
 
         if w_encoder is not None:
-            if "w_encoder" not in inspect.signature(load_hyperstyle_module_checkpoint).parameters:
-                raise CheckpointError(f"'{checkpoint}' is a HyperStyleModule Lightning checkpoint, which holds its "
-                                      "W-encoder; a separate W-encoder file is only used with official-layout files")
-            model = load_hyperstyle_module_checkpoint(checkpoint, generator=generator, w_encoder=w_encoder)
-        else:
-            model = load_hyperstyle_module_checkpoint(checkpoint, generator=generator)
+            raise CheckpointError(f"'{checkpoint}' is a HyperStyleModule Lightning checkpoint, which holds its "
+                                  "W-encoder; a separate W-encoder file is only used with official-layout files")
+        model = load_hyperstyle_module_checkpoint(checkpoint, generator=generator)
         if n_iters is not None:
             model.n_iters = int(n_iters)
         return model

@@ -159,3 +159,17 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str)
     complete.update(state)
     module.load_state_dict(complete, strict=True)
     return module
+
+
+def build_unfilled(cls: type[nn.Module], **arguments: Any) -> nn.Module:
+    """``cls(**arguments)`` for strict loading, without spending time on random initialisation: built on the meta
+    device, then given (uninitialised) CPU storage that :func:`load_state_strict` overwrites. Batch-norm counters
+    start at zero (files may lack them)."""
+    with torch.device("meta"):
+        module = cls(**arguments)
+    module = module.to_empty(device="cpu")
+    with torch.no_grad():
+        for name, buffer in module.named_buffers():
+            if name.endswith("num_batches_tracked"):
+                buffer.zero_()
+    return module

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, build_unfilled, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import build_generator, strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
@@ -154,19 +153,6 @@ def _encoder_arguments(kind: str, opts: Mapping[str, Any], encoder_state: Mappin
                 blocks=config.blocks, channels=config.channels, mode=config.mode, input_nc=config.input_nc)
 
 
-def _build_unfilled(cls: type[nn.Module], arguments: Mapping[str, Any]) -> nn.Module:
-    """``cls(**arguments)`` without spending time on random initialisation: built on the meta device, then given
-    (uninitialised) CPU storage that strict loading overwrites. Batch-norm counters start at zero."""
-    with torch.device("meta"):
-        module = cls(**arguments)
-    module = module.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, buffer in module.named_buffers():
-            if name.endswith("num_batches_tracked"):
-                buffer.zero_()
-    return module
-
-
 def official_decoder(data: Mapping[str, Any], generator: Any, path: str | Path, purpose: str) -> FrozenGenerator:
     """The frozen generator of an official-layout file read by :func:`read_official_checkpoint`: ``generator``
     (a :class:`FrozenGenerator`, :class:`Generator` or file) when given, else its ``decoder.*`` with its
@@ -203,7 +189,7 @@ def load_encoder(path: str | Path, kind: str | None = None, generator: FrozenGen
                               f"({decoder.size} px) takes {n_styles}")
     try:
         arguments = _encoder_arguments(kind, opts, data["encoder"], n_styles, style_dim, input_size)
-        encoder = _build_unfilled(ENCODER_CLASSES[kind], arguments)
+        encoder = build_unfilled(ENCODER_CLASSES[kind], **arguments)
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot build the {kind} encoder ({error})") from error
     load_state_strict(encoder, data["encoder"], f"{PURPOSE} '{path}' ({ENCODER_CLASSES[kind].__name__}, "

@@ -27,7 +27,7 @@ import torch
 from ..encoders.checkpoints import (load_w_encoder, official_decoder, read_official_checkpoint,
                                     save_encoder_checkpoint)
 from ..encoders.inverter import Inverter, LatentEncoder
-from ..serialization import CheckpointError, load_state_strict, require_file
+from ..serialization import CheckpointError, build_unfilled, load_state_strict, require_file
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
 from .hypernet import HyperNetwork, parse_layers_to_tune
@@ -47,19 +47,6 @@ def read_hyperstyle_checkpoint(path: str | Path) -> dict[str, Any]:
     data = read_official_checkpoint(path, PURPOSE, "hypernet.")
     data["hypernet"] = data.pop("network")
     return data
-
-
-def _unfilled_hypernet(**arguments: Any) -> HyperNetwork:
-    """Built on the meta device (no time spent on random init of the ~0.5 GB shared hypernet), then given CPU
-    storage that strict loading overwrites."""
-    with torch.device("meta"):
-        hypernet = HyperNetwork(**arguments)
-    hypernet = hypernet.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, buffer in hypernet.named_buffers():
-            if name.endswith("num_batches_tracked"):
-                buffer.zero_()
-    return hypernet
 
 
 def _w_encoder(w_encoder: Any, opts: Mapping[str, Any], decoder: FrozenGenerator,
@@ -106,7 +93,7 @@ def load_hyperstyle(path: str | Path, w_encoder: str | Path | LatentEncoder | In
                          input_nc=int(opts.get("input_nc", 6)),
                          input_size=int(own.get("input_size", DEFAULT_INPUT_SIZE)),
                          shared_layers=own.get("shared_layers"))
-        hypernet = _unfilled_hypernet(**arguments)
+        hypernet = build_unfilled(HyperNetwork, **arguments)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot build the hypernetwork ({error})") from error
     shown = {k: v for k, v in arguments.items() if k != "slot_shapes"}

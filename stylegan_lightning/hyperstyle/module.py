@@ -31,12 +31,13 @@ from ..encoders.inverter import build_latent_encoder, encoder_spec
 from ..losses import InversionLosses
 from ..metrics import build_metric_networks, inversion_metrics
 from ..optim import build_optimizer
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, build_unfilled, load_state_strict, safe_torch_load
 from ..stylegan2 import FrozenGenerator
 from ..stylegan2.checkpoints import strip_prefix
 from ..training import ToolkitModule
 from ..utils.images import resize_images
-from .checkpoints import _unfilled_hypernet, save_hyperstyle
+from .checkpoints import save_hyperstyle
+from .hypernet import HyperNetwork
 from .model import HyperStyle, build_hyperstyle
 
 CHECKPOINT_KEY = "hyperstyle_module"
@@ -245,9 +246,9 @@ def load_hyperstyle_module_checkpoint(path: str, generator: str | None = None) -
     try:
         frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "decoder.")
         w_encoder = build_latent_encoder(spec["w_encoder_spec"], frozen)
-        hypernet = _unfilled_hypernet(slot_shapes=frozen.weight_slot_shapes(), layers_to_tune=spec["layers_to_tune"],
-                                      input_nc=int(spec["input_nc"]), input_size=int(spec["input_size"]),
-                                      shared_layers=spec["shared_layers"])
+        hypernet = build_unfilled(HyperNetwork, slot_shapes=frozen.weight_slot_shapes(),
+                                  layers_to_tune=spec["layers_to_tune"], input_nc=int(spec["input_nc"]),
+                                  input_size=int(spec["input_size"]), shared_layers=spec["shared_layers"])
         opts = {k: hparams[k] for k in ("l2_lambda", "lpips_lambda", "id_lambda", "lr", "optimizer")
                 if k in hparams}
         model = HyperStyle(hypernet, frozen, w_encoder, int(spec["n_iters"]), opts=opts)
