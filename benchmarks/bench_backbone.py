@@ -15,20 +15,9 @@ import torch
 
 from stylegan_lightning import ops
 from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
-from stylegan_lightning.utils import Timer, format_table
+from stylegan_lightning.utils import format_table, median_seconds
 
 BLUR = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64
-
-
-def time_call(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        with Timer(device) as timer:
-            fn()
-        times.append(timer.seconds)
-    return sorted(times)[len(times) // 2]
 
 
 def op_cases(device: torch.device):
@@ -49,7 +38,7 @@ def bench_ops(devices: list[torch.device], repeats: int) -> str:
             gb = x.numel() * x.element_size() / 1e9
             for impl in impls:
                 try:
-                    seconds = time_call(lambda: fn(impl), device, repeats)
+                    seconds = median_seconds(lambda: fn(impl), repeats, device)
                 except RuntimeError as error:  # CUDA kernels failed to build: say so in the table
                     rows.append([name, str(device), impl, "n/a", str(error).splitlines()[0][:40]])
                     continue
@@ -73,7 +62,7 @@ def bench_generator(devices: list[torch.device], sizes: list[int], batches: list
                     ops.set_impl(impl)
                     try:
                         with torch.no_grad():
-                            seconds = time_call(lambda: frozen(w), device, repeats)
+                            seconds = median_seconds(lambda: frozen(w), repeats, device)
                     finally:
                         ops.set_impl(previous)
                     memory = ""
