@@ -287,3 +287,30 @@ def test_validation_logs_mobilefacenet_fid(shared_dir, tmp_path):
     trainer.save_checkpoint(path)
     assert not any(k.startswith("fid.") for k in torch.load(path, weights_only=False)["state_dict"])
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_trains_on_synthetic_faces_with_a_logger(tmp_path):
+    """Module and DataModule both have ``mixing_prob`` (different values): the logger gets the module's
+    hyperparameters and the run does not stop on Lightning's merge of the two."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from stylegan_lightning.data import SyntheticDataModule
+    from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
+
+    torch.manual_seed(1)
+    teacher = FrozenGenerator(Generator(SIZE, 16, 2, channel_max=8), latent_avg=torch.zeros(16))
+    data = SyntheticDataModule.from_generator(teacher, lengths=(8, 0, 0), batch_size=4, seed=0)
+    module = make_module(mixing_prob=0.9)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=2, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         logger=CSVLogger(tmp_path, name="csv"), limit_val_batches=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 2 and int(module.images_seen) == 8
+    logged = (tmp_path / "csv" / "version_0" / "hparams.yaml").read_text()
+    assert "mixing_prob: 0.9" in logged
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    saved = torch.load(tmp_path / "run.ckpt", weights_only=False)
+    assert saved["hyper_parameters"]["mixing_prob"] == 0.9
+    assert saved["datamodule_hyper_parameters"]["mixing_prob"] == 0.0  # the DataModule's own values are kept

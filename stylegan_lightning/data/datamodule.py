@@ -1,9 +1,14 @@
 """LightningDataModules: :class:`FaceDataModule` (real faces) and :class:`SyntheticDataModule` (generated).
 
-Both take plain arguments only, so ``LightningCLI`` can build them from YAML, and both call
-``save_hyperparameters()``. Their training loaders shuffle without a custom sampler: under DDP Lightning
-injects a ``DistributedSampler`` itself (keep ``Trainer(use_distributed_sampler=True)``, the default).
-Validation/test/predict loaders never flip or shuffle. ``predict`` is the test split.
+Both take plain arguments only, so ``LightningCLI`` can build them from YAML. Their training loaders shuffle with
+a :class:`~stylegan_lightning.data.loaders.ResumableSampler` (over the trainer's DDP processes, resumable
+mid-epoch). Validation/test/predict loaders never flip or shuffle. ``predict`` is the test split.
+
+Hyperparameters: every DataModule here saves its arguments (checkpoints keep them as
+``datamodule_hyper_parameters``; the CLI writes the whole config beside the logs) but does not hand them to the
+logger. Lightning would merge them with the LightningModule's there and refuse names the two share with
+different values, which are legitimate here: a 64 px classifier over 128 px images (``resolution``), or a GAN
+with style mixing trained on synthetic faces sampled without it (``mixing_prob``).
 """
 
 from __future__ import annotations
@@ -173,7 +178,7 @@ class FaceDataModule(_LoaderMixin, pl.LightningDataModule):
         if missing_labels not in MISSING_LABEL_POLICIES:
             raise ValueError(f"missing_labels must be one of {MISSING_LABEL_POLICIES}, got {missing_labels!r}")
         split_counts(100, split_fractions)  # checks the fractions now rather than at setup
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # see the module docstring
         self._splits: dict[str, list[str]] | None = None
         self._source: ImageSource | None = None
         self._table: AttributeTable | None = None
@@ -253,7 +258,7 @@ class SyntheticDataModule(_LoaderMixin, pl.LightningDataModule):
         super().__init__()
         if len(lengths) != 3 or any(n < 0 for n in lengths):
             raise ValueError(f"lengths must be three non-negative numbers (train, val, test), got {lengths}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # see the module docstring
         self._frozen = None
         self._datasets: dict[str, SyntheticFaceDataset | None] = {}
 

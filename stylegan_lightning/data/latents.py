@@ -151,7 +151,7 @@ class LatentAttributeDataModule(_LoaderMixin, pl.LightningDataModule):
                                "sample_classifier=FILE to sample and label codes")
         if holdout < 1:
             raise ValueError(f"holdout must be positive, got {holdout}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # as the other DataModules (datamodule.py)
         self._data: LatentAttributes | None = None
 
     @property
