@@ -8,6 +8,8 @@
 - :func:`require_file` turns a missing weight file into an error that says which file and what it is for.
 - :func:`load_state_strict` loads a state dict requiring exactly the module's keys and shapes, with one error
   naming every mismatch.
+- :func:`cpu_state` is the writing side: a module's state as CPU copies in which shared weights stay shared, so a
+  file holds each of them once.
 """
 
 from __future__ import annotations
@@ -159,6 +161,20 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str)
     complete.update(state)
     module.load_state_dict(complete, strict=True)
     return module
+
+
+def cpu_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` as detached CPU copies, keys prefixed with ``prefix``, ready for ``torch.save``.
+    Entries that are the same tensor in the module (a weight several submodules hold, such as HyperStyle's shared
+    hypernetwork) are one tensor in the copy too, so ``torch.save`` writes it once."""
+    copies: dict[tuple, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
+    for key, value in module.state_dict().items():
+        identity = (value.device, value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
+        if identity not in copies:
+            copies[identity] = value.detach().cpu().clone()
+        state[prefix + key] = copies[identity]
+    return state
 
 
 def build_unfilled(cls: type[nn.Module], **arguments: Any) -> nn.Module:

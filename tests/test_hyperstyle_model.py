@@ -195,6 +195,12 @@ def test_save_load_round_trip(model, parts, tmp_path):
     assert raw["opts"]["layers_to_tune"] == "0,2,3,5,6,8,9,10" and raw["opts"]["input_nc"] == 6
     assert raw["opts"]["output_size"] == 32 and raw["opts"]["encoder_type"] == "SharedWeightsHyperNetResNet"
     assert "hypernet.refinement_blocks.0.hypernet.w1" in raw["state_dict"]
+    # the shared hypernetwork appears under every shared head's name but is written once
+    shared = [k for k in raw["state_dict"] if k.endswith("hypernet.w2")]
+    assert len(shared) == len(SHARED) + 1
+    assert len({raw["state_dict"][k].data_ptr() for k in shared}) == 1
+    tensor_bytes = sum(v.numel() * v.element_size() for k, v in raw["state_dict"].items() if k not in shared[1:])
+    assert path.stat().st_size < tensor_bytes * 1.05 + 200_000
     assert data["hypernet"].keys() == model.hypernet.state_dict().keys()
     loaded = load_hyperstyle(path)
     assert loaded.n_iters == 3 and loaded.hypernet.layers_to_tune == TUNE and loaded.hypernet.shared_layers == SHARED

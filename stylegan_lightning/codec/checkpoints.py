@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from ..encoders.inverter import build_latent_encoder, encoder_spec
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, cpu_state, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from .model import ScalableFaceCodec
@@ -47,7 +47,7 @@ def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": CODEC_FORMAT, "format_version": CODEC_FORMAT_VERSION, "spec": codec_spec(codec),
-                "state_dict": {k: v.detach().cpu() for k, v in codec.state_dict().items()}}, path)
+                "state_dict": cpu_state(codec)}, path)
     return path
 
 

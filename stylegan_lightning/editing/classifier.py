@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, cpu_state, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import strip_prefix
 
 OUTPUT_KINDS = ("binary", "regression")
@@ -168,7 +168,7 @@ def export_classifier(model: nn.Module, path: str | Path) -> Path:
         raise TypeError(f"expected an AttributeClassifier or AttributeClassifierModule, got {type(model).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()}
+    state = cpu_state(classifier)
     torch.save({"format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "state_dict": state,
                 "config": dict(classifier.config), "attribute_names": classifier.attribute_names}, path)
     return path

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, build_unfilled, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, cpu_state, build_unfilled, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import build_generator, strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
@@ -266,8 +266,8 @@ def save_encoder_checkpoint(path: str | Path, bundle: Inverter,
         raise TypeError(f"bundle must be an Inverter, got {type(bundle).__name__}")
     opts = vars(opts) if isinstance(opts, argparse.Namespace) else dict(opts or {})
     merged = _encoder_opts(bundle, opts)
-    state = {f"encoder.{k}": v.detach().cpu().clone() for k, v in bundle.encoder.encoder.state_dict().items()}
-    state.update({f"decoder.{k}": v.detach().cpu().clone() for k, v in bundle.decoder.generator.state_dict().items()})
+    state = cpu_state(bundle.encoder.encoder, "encoder.")
+    state.update(cpu_state(bundle.decoder.generator, "decoder."))
     latent_avg = bundle.latent_avg.detach().cpu().clone()
     if merged["learn_in_w"]:  # pSp adds a [1, 512] latent_avg to its single w
         if not bool((latent_avg == latent_avg[0]).all()):

@@ -27,7 +27,7 @@ import torch
 from ..encoders.checkpoints import (load_w_encoder, official_decoder, read_official_checkpoint,
                                     save_encoder_checkpoint)
 from ..encoders.inverter import Inverter, LatentEncoder
-from ..serialization import CheckpointError, build_unfilled, load_state_strict, require_file
+from ..serialization import CheckpointError, cpu_state, build_unfilled, load_state_strict, require_file
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
 from .hypernet import HyperNetwork, parse_layers_to_tune
@@ -127,8 +127,8 @@ def save_hyperstyle(path: str | Path, model: HyperStyle, opts: Mapping[str, Any]
         CONFIG_KEY: {"input_size": hypernet.input_size, "shared_layers": list(hypernet.shared_layers),
                      "n_iters": model.n_iters},
     })
-    state = {f"hypernet.{k}": v.detach().cpu().clone() for k, v in hypernet.state_dict().items()}
-    state.update({f"decoder.{k}": v.detach().cpu().clone() for k, v in model.decoder.generator.state_dict().items()})
+    state = cpu_state(hypernet, "hypernet.")
+    state.update(cpu_state(model.decoder.generator, "decoder."))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, "opts": merged, "latent_avg": model.w_encoder.latent_avg.detach().cpu().clone()},

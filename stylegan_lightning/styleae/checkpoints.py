@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, cpu_state, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import strip_prefix
 from .model import StyleAE
 
@@ -24,7 +24,7 @@ def save_styleae(path: str | Path, model: StyleAE) -> Path:
     """Write ``model`` (config + weights) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = cpu_state(model)
     torch.save({"format": STYLEAE_FORMAT, "version": STYLEAE_VERSION, "config": dict(model.config),
                 "state_dict": state}, path)
     return path

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..serialization import CheckpointError, load_state_strict, require_file, safe_torch_load
+from ..serialization import CheckpointError, cpu_state, load_state_strict, require_file, safe_torch_load
 from .discriminator import Discriminator
 from .generator import Generator, channel_layout
 from .nvlabs import discriminator_to_rosinality, generator_to_rosinality, read_nvlabs_pickle
@@ -183,12 +183,12 @@ def save_generator(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     latent_avg = latent_avg if latent_avg is not None else generator.latent_avg
-    payload: dict[str, Any] = {"g_ema": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+    payload: dict[str, Any] = {"g_ema": cpu_state(generator),
                                "generator_config": dict(generator.config)}
     if latent_avg is not None:
         payload["latent_avg"] = latent_avg.detach().cpu().reshape(-1)[: generator.style_dim].clone()
     if discriminator is not None:
-        payload["d"] = {k: v.detach().cpu() for k, v in discriminator.state_dict().items()}
+        payload["d"] = cpu_state(discriminator)
     torch.save(payload, path)
     return path
 
