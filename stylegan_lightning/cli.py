@@ -325,8 +325,9 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
 
 
-def _styleae_latents(args: argparse.Namespace, w_plus):
-    """[S, B, n_latent, D] StyleAE edits of W+ codes (row by row), one slice per ``--value`` / ``--shift``."""
+def _styleae_edits(args: argparse.Namespace, style_dim: int):
+    """StyleAE edits of W+ codes (row by row): ``w_plus -> [S, B, n_latent, D]``, one slice per ``--value`` /
+    ``--shift``."""
     import torch
 
     from .styleae import load_styleae
@@ -338,19 +339,23 @@ def _styleae_latents(args: argparse.Namespace, w_plus):
     if args.direction or args.ganspace:
         raise UsageError("--method styleae edits with --styleae; --direction / --ganspace do not apply")
     model = load_styleae(args.styleae)
-    if model.latent_dim != w_plus.shape[-1]:
+    if model.latent_dim != style_dim:
         raise UsageError(f"the StyleAE '{args.styleae}' works on {model.latent_dim}-d codes; the latents are "
-                         f"{w_plus.shape[-1]}-d")
+                         f"{style_dim}-d")
     try:
         model.attribute_index(args.attribute)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    with torch.no_grad():
-        if args.value is not None:
-            return torch.stack([model.edit(w_plus, args.attribute, coordinate=model.coordinate_of(args.attribute, v),
-                                           keep_residual=args.keep_residual) for v in args.value])
-        return torch.stack([model.edit(w_plus, args.attribute, shift=v, keep_residual=args.keep_residual)
-                            for v in args.shift])
+
+    def edit(w_plus):
+        with torch.no_grad():
+            if args.value is not None:
+                return torch.stack([model.edit(w_plus, args.attribute, keep_residual=args.keep_residual,
+                                               coordinate=model.coordinate_of(args.attribute, v)) for v in args.value])
+            return torch.stack([model.edit(w_plus, args.attribute, shift=v, keep_residual=args.keep_residual)
+                                for v in args.shift])
+
+    return edit
 
 
 def _edit_columns(args: argparse.Namespace) -> list[float]:
@@ -360,22 +365,25 @@ def _edit_columns(args: argparse.Namespace) -> list[float]:
     return list(args.strengths)
 
 
-def _edited_latents(args: argparse.Namespace, w_plus, n_latent: int):
-    """[S, B, n_latent, D] edited codes, one slice per strength (or StyleAE value)."""
+def _latent_edits(args: argparse.Namespace, n_latent: int, style_dim: int):
+    """The edit the options ask for, checked and with its files loaded once: ``w_plus -> [S, B, n_latent, D]``
+    edited codes (on the CPU), one slice per strength (or StyleAE value)."""
     import torch
 
     from .editing import apply_ganspace, apply_strengths, load_direction, load_pca
 
     if args.method == "styleae":
-        return _styleae_latents(args, w_plus)
+        return _styleae_edits(args, style_dim)
     if bool(args.direction) == bool(args.ganspace):
         raise UsageError("give exactly one of --direction or --ganspace")
     if args.direction:
         direction = load_direction(args.direction, layers=args.layers)
-        return apply_strengths(w_plus, direction, args.strengths, layers=args.layers, n_latent=n_latent)
+        return lambda w_plus: apply_strengths(w_plus, direction, args.strengths, layers=args.layers,
+                                              n_latent=n_latent)
     pca = load_pca(args.ganspace)
-    return torch.stack([apply_ganspace(w_plus, pca, args.component, args.start, args.end, strength,
-                                       mode=args.ganspace_mode, n_latent=n_latent) for strength in args.strengths])
+    return lambda w_plus: torch.stack([apply_ganspace(w_plus, pca, args.component, args.start, args.end, strength,
+                                                      mode=args.ganspace_mode, n_latent=n_latent)
+                                       for strength in args.strengths])
 
 
 @tool("edit", "edit faces along a latent direction (grid over strengths)", _edit_arguments)
@@ -387,18 +395,23 @@ def _edit(args: argparse.Namespace) -> int:
     from .utils import Timer, format_table, save_image, select_device
 
     device = select_device(args.device)
-    model, images = None, None
     inversion_method = args.inversion_method if args.method == "styleae" else args.method
+    rows = []  # per image: its edited images [S, 3, H, W]
     if args.images:
         if not args.checkpoint:
             raise UsageError("--images needs --checkpoint (the inversion model)")
         options = _inversion_options(args, inversion_method)
         model = load_inversion_model(args.checkpoint, inversion_method, args.generator, **options).to(device)
         generator = model.decoder
+        edits = _latent_edits(args, generator.n_latent, generator.style_dim)
         keys, images = read_images(args.images, generator.size)
-        with torch.no_grad():
-            w_plus = torch.cat([model.invert(images[i: i + args.batch_size].to(device))[0].cpu()
-                                for i in range(0, len(images), args.batch_size)])
+        with Timer(device) as timer, torch.no_grad():
+            for start in range(0, len(images), args.batch_size):
+                # one inversion per image: GradStyle / HyperStyle keep its residuals / offsets for the edits
+                w_plus, render = model.prepare_edits(images[start: start + args.batch_size].to(device))
+                edited = edits(w_plus.cpu())  # [S, B, n, D]
+                rows += [render(index, edited[:, index].to(device)).clamp(-1, 1).cpu()
+                         for index in range(edited.shape[1])]
     elif args.latents:
         flags = [flag for dest, (flag, _) in INVERSION_OPTIONS.items() if getattr(args, dest, None) is not None]
         if flags:
@@ -407,19 +420,13 @@ def _edit(args: argparse.Namespace) -> int:
         if not args.generator:
             raise UsageError("--latents needs --generator (the generator the latents belong to)")
         generator = FrozenGenerator.from_file(args.generator).to(device)
+        edits = _latent_edits(args, generator.n_latent, generator.style_dim)
         keys, w_plus = data["keys"], generator.to_w_plus(data["w_plus"].to(device)).cpu()
+        with Timer(device) as timer, torch.no_grad():
+            edited = edits(w_plus)
+            rows = [generator(edited[:, index].to(device)).clamp(-1, 1).cpu() for index in range(len(keys))]
     else:
         raise UsageError("give --latents (with --generator) or --images (with --checkpoint)")
-    edited = _edited_latents(args, w_plus, generator.n_latent)  # [S, B, n, D]
-    rows = []
-    with Timer(device) as timer, torch.no_grad():
-        for index in range(len(keys)):
-            codes = edited[:, index].to(device)
-            if model is not None and hasattr(model, "edit"):  # methods that keep per-image state
-                frames = model.edit(images[index: index + 1].to(device), w_plus[index: index + 1].to(device), codes)
-            else:
-                frames = generator(codes)
-            rows.append(frames.clamp(-1, 1).cpu())
     grid = torch.stack(rows).flatten(0, 1)  # image-major: each row one image, each column one strength
     out = Path(args.out)
     columns = _edit_columns(args)
@@ -433,7 +440,8 @@ def _edit(args: argparse.Namespace) -> int:
         edit_name = args.direction or f"{args.ganspace} component {args.component} layers {args.start}-{args.end}"
     print(format_table([["images", len(keys)], ["edit", edit_name], ["strengths" if args.method != "styleae"
                                                                       else "values", columns],
-                        ["seconds per edited image", round(timer.seconds / max(1, grid.shape[0]), 4)],
+                        [f"seconds per edited image{' (inversion included)' if args.images else ''}",
+                         round(timer.seconds / max(1, grid.shape[0]), 4)],
                         ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"]], ["edit", "value"]))
     return 0
 

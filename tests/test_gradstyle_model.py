@@ -113,6 +113,14 @@ def test_moved_codes_go_through_the_aligner_and_unmoved_ones_do_not(small):
         frames = model.edit(images[:1], w_plus[:1], torch.stack([w_plus[0], w_edit[0]]))
     assert torch.allclose(frames[0], reconstruction.image[0], atol=1e-5)
     assert torch.allclose(frames[1], editing.image[0], atol=1e-5)
+    # the batch path of the edit tool: one inversion, then each image's edits with its own residuals
+    with torch.no_grad():
+        batch_w_plus, render = model.prepare_edits(images)
+        assert torch.equal(batch_w_plus, w_plus)
+        for index in range(len(images)):
+            codes = torch.stack([w_plus[index], w_edit[0]])
+            single = model.edit(images[index: index + 1], w_plus[index: index + 1], codes)
+            assert torch.allclose(render(index, codes), single, atol=1e-5)
 
 
 def test_encoder_and_generator_stay_frozen_under_training():

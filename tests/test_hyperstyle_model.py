@@ -165,6 +165,20 @@ def test_edit_reuses_offsets(model, parts):
     assert float((frames[1] - frames[0]).abs().mean()) > 1e-3
 
 
+def test_prepare_edits_matches_edit_per_image(model, parts):
+    """The edit tool's batch path: one inversion of the batch, then each image's edits with its own offsets."""
+    _, _, images = parts
+    with torch.no_grad():
+        w_plus, render = model.prepare_edits(images)
+        assert torch.equal(w_plus, model.invert(images)[0])
+        for index in range(len(images)):
+            codes = torch.stack([w_plus[index], w_plus[index] + 0.3])
+            single = model.edit(images[index: index + 1], w_plus[index: index + 1], codes)
+            torch.testing.assert_close(render(index, codes), single, atol=1e-5, rtol=0)
+        other = render(1, torch.stack([w_plus[0]]))  # image 1's offsets on image 0's code: not image 0's edit
+    assert float((other - model.edit(images[:1], w_plus[:1], w_plus[:1])).abs().mean()) > 1e-4
+
+
 def test_gradient_reaches_hypernet_only(parts):
     generator, encoder, images = parts
     model = make_model(parts, seed=3).train()

@@ -9,7 +9,7 @@ styles), and the reconstruction uses the generator's stored noise maps (``random
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -177,6 +177,13 @@ class Inverter(nn.Module):
         """``(w_plus, reconstruction)``; gradients reach the encoder through the frozen generator."""
         w_plus = self.encode(check_images(images, "invert", channels=None))  # pSp may take extra channels
         return w_plus, self.decode(w_plus, noise)
+
+    def prepare_edits(self, images: torch.Tensor
+                      ) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], torch.Tensor]]:
+        """``(w_plus, render)`` for editing a batch: an encoder inversion keeps no per-image state, so
+        ``render(i, codes)`` is the generator on the codes [S, n, D] (the interface GradStyle and HyperStyle share)."""
+        w_plus = self.encode(check_images(images, "prepare_edits", channels=None))
+        return w_plus, lambda index, codes: self.decode(codes)
 
     def forward(self, images: torch.Tensor, noise: str = "const") -> tuple[torch.Tensor, torch.Tensor]:
         return self.invert(images, noise)

@@ -217,7 +217,23 @@ class GradStyle(nn.Module):
         """Edited images of one source image (``images`` [1, 3, H, W], its ``w_plus`` [1, n, D]) for each of the
         codes [S, n, D] (the ``edit`` tool's interface)."""
         _, encoder_features = self.encode(images)
+        return self._edit_one(w_plus, self.reconstruct(w_plus, encoder_features).residuals, codes)
+
+    def prepare_edits(self, images: torch.Tensor
+                      ) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], torch.Tensor]]:
+        """Invert a batch once for editing: ``(w_plus, render)``, where ``render(i, codes)`` gives the images of
+        codes [S, n, D] with image ``i``'s reconstruction residuals (what :meth:`edit` does, without a second
+        inversion)."""
+        w_plus, encoder_features = self.encode(check_images(images, "GradStyle.prepare_edits"))
         residuals = self.reconstruct(w_plus, encoder_features).residuals
+
+        def render(index: int, codes: torch.Tensor) -> torch.Tensor:
+            return self._edit_one(w_plus[index: index + 1], [r[index: index + 1] for r in residuals], codes)
+
+        return w_plus, render
+
+    def _edit_one(self, w_plus: torch.Tensor, residuals: Sequence[torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
+        """The editing stream for the codes [S, n, D] of one image (``w_plus`` [1, n, D], its residuals)."""
         count = codes.shape[0]
         expanded = [r.expand(count, -1, -1, -1) for r in residuals]
         return self.edit_stream(codes, w_plus.expand(count, -1, -1), expanded).image

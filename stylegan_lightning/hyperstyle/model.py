@@ -12,7 +12,7 @@ generator's stored noise maps are used throughout (official ``randomize_noise=Fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -164,6 +164,18 @@ class HyperStyle(nn.Module):
                              f"w_plus {tuple(w_plus.shape)}")
         deltas = self.run(images, n_iters, w_plus=w_plus).deltas
         return self.synthesize(codes, deltas)  # batch-1 offsets broadcast over the codes
+
+    def prepare_edits(self, images: torch.Tensor, n_iters: int | None = None
+                      ) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], torch.Tensor]]:
+        """Invert a batch once for editing: ``(w_plus, render)``, where ``render(i, codes)`` gives the images of
+        codes [S, n, D] with image ``i``'s predicted offsets (what :meth:`edit` does, without a second
+        inversion)."""
+        output = self.run(check_images(images, "HyperStyle.prepare_edits"), n_iters)
+
+        def render(index: int, codes: torch.Tensor) -> torch.Tensor:
+            return self.synthesize(codes, [None if d is None else d[index: index + 1] for d in output.deltas])
+
+        return output.w_plus, render
 
 
 def build_hyperstyle(w_encoder: LatentEncoder, generator: FrozenGenerator | Generator,
