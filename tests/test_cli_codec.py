@@ -205,7 +205,18 @@ def test_evaluate_table_csv_grid_and_jpeg_baseline(setup, tmp_path):
     assert records["jpeg (quality 1)"]["bpp_likelihood"] == "" and records["basic (layer 1)"]["layers"] == "1"
 
     _, images = read_images(setup["images"], 32)
-    coded = code_batch(setup["codec"], images)  # the evaluation CodecModule's validation runs
+    encoder_calls = []
+    hook = setup["codec"].encoder.register_forward_hook(lambda *_: encoder_calls.append(1))
+    try:
+        coded = code_batch(setup["codec"], images)  # the evaluation CodecModule's validation runs
+    finally:
+        hook.remove()
+    assert len(encoder_calls) == 1  # the streams and the likelihoods share one encoder pass
+    assert [s.to_bytes() for s in coded.streams] == [s.to_bytes() for s in compress_images(setup["codec"], images)]
+    with torch.no_grad():
+        direct = setup["codec"](images).likelihoods
+    for k, layer in enumerate(direct):
+        assert all(torch.equal(a, b) for a, b in zip(coded.likelihoods[k][-len(layer):], layer.values()))
     for k, label in enumerate(["basic (layer 1)", "middle (layers 1-2)", "enhanced (layers 1-3)"], start=1):
         assert float(records[label]["bpp"]) == pytest.approx(8 * coded.sizes[k - 1].double().mean() / PIXELS)
         psnr = PSNR()(coded.decoded[k - 1], images).item()

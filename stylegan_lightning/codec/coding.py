@@ -14,13 +14,15 @@ from .bitstream import BitstreamError, CodecStream
 from .model import ScalableFaceCodec
 
 
-def compress_images(codec: ScalableFaceCodec, images: torch.Tensor, layers: int | None = None) -> list[CodecStream]:
+def compress_images(codec: ScalableFaceCodec, images: torch.Tensor, layers: int | None = None,
+                    tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[CodecStream]:
     """Images [B, 3, H, W] in [-1, 1] -> one :class:`CodecStream` per image holding layers 1..``layers``
-    (default all). The codec must be updated (:meth:`ScalableFaceCodec.update`)."""
+    (default all). The codec must be updated (:meth:`ScalableFaceCodec.update`). ``tokens``: the images'
+    :meth:`~ScalableFaceCodec.encode_tokens` output when the caller already has it."""
     check_images(images, "compress_images")
     layers = codec._check_layers(layers)
     height, width = images.shape[-2:]
-    strings, _ = codec.compress(images)
+    strings, _ = codec.compress(images, tokens)
     fingerprint = codec.fingerprint()
     streams = [CodecStream(fingerprint, codec.generator.size, height, width, codec.n_layers, s) for s in strings]
     return [s.truncate(layers) for s in streams]
@@ -73,7 +75,8 @@ def code_batch(codec: ScalableFaceCodec, images: torch.Tensor) -> CodedBatch:
     (the evaluation that the ``evaluate`` tool and the validation of ``CodecModule`` share). The codec must be in
     eval mode and updated."""
     with Timer(images.device) as timer:
-        streams = compress_images(codec, images)
+        tokens = codec.encode_tokens(check_images(images, "code_batch"))  # once, for the streams and likelihoods
+        streams = compress_images(codec, images, tokens=tokens)
     stream_sizes = [stream.sizes() for stream in streams]
     decoded, sizes, decode_seconds = [], [], []
     for layers in range(1, codec.n_layers + 1):
@@ -83,7 +86,7 @@ def code_batch(codec: ScalableFaceCodec, images: torch.Tensor) -> CodedBatch:
         decode_seconds.append(decode_timer.seconds)
         decoded.append(resize_images(image, tuple(images.shape[-2:])))
         sizes.append(torch.tensor([s[layers - 1] for s in stream_sizes]))
-    output = codec(images)
+    output = codec(images, tokens)
     likelihoods = [[t for layer in output.likelihoods[:k] for t in layer.values()]
                    for k in range(1, codec.n_layers + 1)]
     return CodedBatch(streams, decoded, sizes, likelihoods, timer.seconds, decode_seconds)

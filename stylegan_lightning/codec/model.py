@@ -196,9 +196,11 @@ class ScalableFaceCodec(nn.Module):
         positions = torch.arange(start, device=features.device)
         return self.entropy_transformer(features, y_hat_before[:, :start], positions)
 
-    def forward(self, images: torch.Tensor) -> CodecOutput:
-        """Training / evaluation pass over all layers (noise in training, rounding in eval)."""
-        w, y = self.encode_tokens(images)
+    def forward(self, images: torch.Tensor,
+                tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> CodecOutput:
+        """Training / evaluation pass over all layers (noise in training, rounding in eval). ``tokens``: the
+        images' :meth:`encode_tokens` output when the caller already has it."""
+        w, y = self.encode_tokens(images) if tokens is None else tokens
         z = self.hyper_encoder(y, self.layer_ids)
         z_hats, y_hats, likelihoods, w_hats, all_means, all_scales = [], [], [], [], [], []
         for layer, group in enumerate(self.groups, start=1):
@@ -251,11 +253,13 @@ class ScalableFaceCodec(nn.Module):
                                "CodecModule does this at the end of fit and when a checkpoint is loaded)")
 
     @torch.no_grad()
-    def compress(self, images: torch.Tensor) -> tuple[list[LayerStrings], list[torch.Tensor]]:
+    def compress(self, images: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> tuple[list[LayerStrings], list[torch.Tensor]]:
         """Entropy-code a batch. Returns, per image, its :class:`LayerStrings` and its quantised symbols
-        ``round(y - μ)`` [n_latent, C] (for checks; the receiver decodes exactly these)."""
+        ``round(y - μ)`` [n_latent, C] (for checks; the receiver decodes exactly these). ``tokens``: the images'
+        :meth:`encode_tokens` output when the caller already has it."""
         self._require_cdfs()
-        _, y = self.encode_tokens(images)
+        _, y = self.encode_tokens(images) if tokens is None else tokens
         z = self.hyper_encoder(y, self.layer_ids)
         results, all_symbols = [], []
         for i in range(images.shape[0]):  # one image at a time, as the receiver decodes
