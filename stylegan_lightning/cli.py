@@ -58,15 +58,19 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-mlp", type=float, default=None,
                         help="mapping-network learning-rate multiplier if not the official 0.01")
     parser.add_argument("--no-discriminator", action="store_true", help="do not copy a discriminator")
+    parser.add_argument("--half", action="store_true", help="store the weights as float16: half the file, for "
+                                                             "shipping a model (loaders cast them back to float32)")
 
 
 @tool("convert", "convert a generator checkpoint to the rosinality .pt layout", _convert_arguments)
 def _convert(args: argparse.Namespace) -> int:
+    import torch
+
     from .stylegan2 import convert_checkpoint
     from .utils import format_table
 
     report = convert_checkpoint(args.source, args.destination, with_discriminator=not args.no_discriminator,
-                                lr_mlp=args.lr_mlp)
+                                dtype=torch.float16 if args.half else None, lr_mlp=args.lr_mlp)
     rows = [[key, value] for key, value in report.items() if key != "config"]
     rows += [[f"config.{key}", value] for key, value in report["config"].items()]
     print(format_table(rows, ["field", "value"]))

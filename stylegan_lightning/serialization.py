@@ -163,8 +163,9 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str)
     return module
 
 
-def cpu_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
-    """``module.state_dict()`` as detached CPU copies, keys prefixed with ``prefix``, ready for ``torch.save``.
+def cpu_state(module: nn.Module, prefix: str = "", dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` as detached CPU copies, keys prefixed with ``prefix``, ready for ``torch.save``;
+    with ``dtype`` the floating-point entries are stored in that type (``load_state_dict`` casts them back).
     Entries that are the same tensor in the module (a weight several submodules hold, such as HyperStyle's shared
     hypernetwork) are one tensor in the copy too, so ``torch.save`` writes it once."""
     copies: dict[tuple, torch.Tensor] = {}
@@ -172,7 +173,8 @@ def cpu_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
     for key, value in module.state_dict().items():
         identity = (value.device, value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
         if identity not in copies:
-            copies[identity] = value.detach().cpu().clone()
+            copy = value.detach().cpu().clone()
+            copies[identity] = copy.to(dtype) if dtype is not None and copy.is_floating_point() else copy
         state[prefix + key] = copies[identity]
     return state
 

@@ -28,6 +28,7 @@ from stylegan_lightning.stylegan2 import (
     load_discriminator,
     load_generator,
     read_checkpoint,
+    save_generator,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -509,6 +510,26 @@ def test_cli_convert(tmp_path, g32, latent_avg):
     loaded = load_generator(out)
     w = fixed_w()
     assert torch.equal(render(loaded, w), render(g32, w))
+    assert torch.equal(loaded.latent_avg, latent_avg)
+
+
+def test_cli_convert_half_precision(tmp_path, g32, latent_avg):
+    """``convert --half``: float16 weights (the file for shipping a model) that load back as float32 and draw the
+    same images up to half-precision rounding of the weights."""
+    cli = pytest.importorskip("stylegan_lightning.cli")
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_generator(full, g32, latent_avg=latent_avg)
+    assert cli.main(["convert", str(full), str(half), "--half"]) == 0
+    raw = torch.load(half, map_location="cpu", weights_only=True)
+    assert {v.dtype for v in raw["g_ema"].values()} == {torch.float16} and raw["latent_avg"].dtype == torch.float32
+    weight_bytes = sum(v.numel() * v.element_size() for v in raw["g_ema"].values())
+    assert weight_bytes * 2 == sum(v.numel() * v.element_size() for v in g32.state_dict().values())
+    loaded = load_generator(half)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    expected = {k: v.half().float() for k, v in g32.state_dict().items()}
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())  # exactly the rounded weights
+    w = fixed_w()
+    assert (render(loaded, w) - render(g32, w)).abs().max() < 0.05
     assert torch.equal(loaded.latent_avg, latent_avg)
 
 

@@ -177,31 +177,36 @@ def save_generator(
     generator: Generator,
     latent_avg: torch.Tensor | None = None,
     discriminator: Discriminator | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``{"g_ema", "latent_avg", ["d"], "generator_config"}`` -- the rosinality ``.pt`` layout that pSp,
-    e4e, HyperStyle and this toolkit load unchanged."""
+    e4e, HyperStyle and this toolkit load unchanged. ``dtype=torch.float16`` stores the networks' weights in half
+    precision (half the file, for shipping a model; every loader casts them back to float32); ``latent_avg`` stays
+    float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     latent_avg = latent_avg if latent_avg is not None else generator.latent_avg
-    payload: dict[str, Any] = {"g_ema": cpu_state(generator),
+    payload: dict[str, Any] = {"g_ema": cpu_state(generator, dtype=dtype),
                                "generator_config": dict(generator.config)}
     if latent_avg is not None:
         payload["latent_avg"] = latent_avg.detach().cpu().reshape(-1)[: generator.style_dim].clone()
     if discriminator is not None:
-        payload["d"] = cpu_state(discriminator)
+        payload["d"] = cpu_state(discriminator, dtype=dtype)
     torch.save(payload, path)
     return path
 
 
 def convert_checkpoint(source: str | Path, destination: str | Path, with_discriminator: bool = True,
-                       **config: Any) -> dict[str, Any]:
-    """Convert any supported generator file into a rosinality ``.pt``; returns a short report."""
+                       dtype: torch.dtype | None = None, **config: Any) -> dict[str, Any]:
+    """Convert any supported generator file into a rosinality ``.pt`` (weights stored as ``dtype``, see
+    :func:`save_generator`); returns a short report."""
     data = read_checkpoint(source)
     generator = build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
     discriminator = None
     if with_discriminator and data["discriminator"] is not None:
         discriminator = build_discriminator(data["discriminator"], data["generator"])
-    save_generator(destination, generator, discriminator=discriminator)
+    save_generator(destination, generator, discriminator=discriminator, dtype=dtype)
     return {"source": str(source), "destination": str(destination), "config": generator.config,
+            "weights stored as": str(dtype or torch.float32).removeprefix("torch."),
             "latent_avg": generator.latent_avg is not None, "discriminator": discriminator is not None,
             "parameters": sum(p.numel() for p in generator.parameters())}
