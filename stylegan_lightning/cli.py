@@ -532,9 +532,24 @@ def run_lightning(argv: list[str] | None) -> int:
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
+    class ToolkitCLI(LightningCLI):
+        """``LightningCLI`` in which, with ``--ckpt_path``, the checkpoint's saved hyperparameters are the starting
+        point and what the config file or the command line gives wins (Lightning applies the checkpoint's over
+        them, so e.g. a weight file that moved could not be pointed to again)."""
+
+        def parse_arguments(self, parser, args) -> None:
+            self._given_args = args
+            super().parse_arguments(parser, args)
+
+        def _parse_ckpt_path(self) -> None:
+            before = self.config
+            super()._parse_ckpt_path()
+            if self.config is not before:  # the checkpoint's hyperparameters were applied: parse the user's on top
+                self.config = self.parser.parse_args(self._given_args, namespace=self.config)
+
     for module in LIGHTNING_REGISTRY:
         importlib.import_module(module)
-    LightningCLI(
+    ToolkitCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,

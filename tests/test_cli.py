@@ -73,3 +73,39 @@ def test_image_helpers():
 def test_format_table():
     table = format_table([["a", 1.23456], ["bb", 123456.0]], ["name", "value"]).splitlines()
     assert table[0] == "| name | value  |" and table[2] == "| a    | 1.235  |" and table[3] == "| bb   | 123456 |"
+
+
+def test_ckpt_path_hyperparameters_are_defaults_that_the_command_line_overrides(tmp_path):
+    """``validate --ckpt_path``: the module is rebuilt from the checkpoint's hyperparameters (the architecture
+    need not be repeated), and an option given on the command line or in the config file wins over the saved one."""
+    import warnings
+    from pathlib import Path
+
+    import yaml
+
+    samples = Path(__file__).resolve().parents[1] / "data" / "samples"
+    model = {"class_path": "stylegan_lightning.stylegan2.StyleGAN2Module",
+             "init_args": {"size": 16, "style_dim": 16, "n_mlp": 1, "channel_max": 8, "fid_features": None,
+                           "n_mean_latent": 32, "image_log_every": 0, "n_sample_images": 4}}
+    data = {"class_path": "stylegan_lightning.data.FaceDataModule",
+            "init_args": {"root": str(samples), "resolution": 16, "batch_size": 4, "split_fractions": [0.5, 0.5, 0]}}
+    trainer = {"accelerator": "cpu", "max_steps": 1, "limit_val_batches": 1, "num_sanity_val_steps": 0,
+               "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)}
+    config = tmp_path / "fit.yaml"
+    config.write_text(yaml.safe_dump({"model": model, "data": data, "trainer": trainer}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", "--config", str(config), "--trainer.logger", "false"]) == 0
+        checkpoint = str(next(tmp_path.rglob("*.ckpt")))
+        short = tmp_path / "validate.yaml"  # no architecture: it comes from the checkpoint
+        short.write_text(yaml.safe_dump({"model": {"class_path": model["class_path"],
+                                                   "init_args": {"image_log_every": 5}},
+                                         "data": data, "trainer": trainer}))
+        for name, extra, expected in [("saved", [], 4), ("given", ["--model.n_sample_images", "3"], 3)]:
+            logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+                      "--trainer.logger.save_dir", str(tmp_path / name)]
+            assert main(["validate", "--config", str(short), "--ckpt_path", checkpoint, *logger, *extra]) == 0
+            logged = yaml.safe_load(next((tmp_path / name).rglob("hparams.yaml")).read_text())
+            assert logged["size"] == 16 and logged["style_dim"] == 16  # from the checkpoint
+            assert logged["n_sample_images"] == expected
+            assert logged["image_log_every"] == 5  # the config file wins over the checkpoint's 0
