@@ -38,7 +38,7 @@ demo: $(STAMP) $(DEMO_CODEC)  ## codec demo: code the sample faces, decode each 
 	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples --baselines jpeg,webp,avif,heic \
 		--grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
 
-demo-sample: $(STAMP)  ## generate a sample grid from a small generator and print timings
+demo-sample: $(STAMP)  ## generate a sample grid and a truncation sweep from a small generator and print timings
 	$(BIN)/stylegan-lightning sample --config configs/demo/sample.yaml
 
 bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)

@@ -116,6 +116,10 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", choices=["const", "random", "zero"], default="const")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--out", default="outputs/samples.png", help="grid image to write")
+    parser.add_argument("--truncation-sweep", type=float, nargs="+", default=None, metavar="PSI",
+                        help="also write OUT_truncation.png: the first --sweep-n samples (rows) at each truncation "
+                             "PSI (columns), e.g. 1 0.7 0.5 0")
+    parser.add_argument("--sweep-n", type=int, default=4, help="rows of the truncation sweep")
 
 
 @tool("sample", "sample a grid of images from a generator and print timings", _sample_arguments)
@@ -123,9 +127,11 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from .stylegan2 import FrozenGenerator, Generator, load_generator
-    from .stylegan2.sampling import sample_images
+    from .stylegan2.sampling import sample_images, truncation_sweep
     from .utils import Timer, format_table, save_image, select_device
 
+    if args.truncation_sweep is not None and not 1 <= args.sweep_n <= args.n:
+        raise UsageError(f"--sweep-n must be in 1..--n ({args.n}), got {args.sweep_n}")
     device = select_device(args.device)
     with Timer() as load_timer:
         if args.generator:
@@ -151,6 +157,12 @@ def _sample(args: argparse.Namespace) -> int:
         ["ms per image", round(1000 / max(result.steady_images_per_second, 1e-12), 1)],
         ["grid", f"{path} ({args.n} images, truncation {args.truncation}, seed {args.seed})"],
     ]
+    if args.truncation_sweep is not None:
+        sweep = truncation_sweep(frozen, args.sweep_n, args.truncation_sweep, args.seed, args.noise)
+        sweep_path = save_image(sweep, path.with_name(f"{path.stem}_truncation{path.suffix}"),
+                                nrow=len(args.truncation_sweep))
+        rows.append(["truncation sweep", f"{sweep_path} (rows: the first {args.sweep_n} samples, columns: "
+                                         f"truncation {' '.join(str(t) for t in args.truncation_sweep)})"])
     print(format_table(rows, ["sample", "value"]))
     return 0
 

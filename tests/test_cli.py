@@ -109,3 +109,28 @@ def test_ckpt_path_hyperparameters_are_defaults_that_the_command_line_overrides(
             assert logged["size"] == 16 and logged["style_dim"] == 16  # from the checkpoint
             assert logged["n_sample_images"] == expected
             assert logged["image_log_every"] == 5  # the config file wins over the checkpoint's 0
+
+
+def test_sample_truncation_sweep(tmp_path, tiny_generator, capsys):
+    """Rows are the first samples of the grid, columns truncation values: ψ = 1 is the sample itself, ψ = 0 the
+    average face (the same in every row), and the images in between are w_avg + ψ (w - w_avg)."""
+    from stylegan_lightning.stylegan2 import FrozenGenerator
+    from stylegan_lightning.stylegan2.sampling import sample_images, truncation_sweep
+
+    frozen = FrozenGenerator(tiny_generator(size=16))
+    sweep = truncation_sweep(frozen, 3, [1.0, 0.5, 0.0], seed=2)
+    assert sweep.shape == (9, 3, 16, 16)
+    samples = sample_images(frozen, 5, 1.0, seed=2)
+    torch.testing.assert_close(sweep[0::3], samples.images[:3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(sweep[2::3], frozen(frozen.latent_avg[None].expand(3, -1)), atol=1e-5, rtol=0)
+    half = frozen(frozen.latent_avg + 0.5 * (samples.w[:3] - frozen.latent_avg))
+    torch.testing.assert_close(sweep[1::3], half, atol=1e-5, rtol=0)
+    assert float((sweep[1] - sweep[4]).abs().mean()) > 1e-3  # rows differ away from ψ = 0
+
+    path = save_generator(tmp_path / "g.pt", tiny_generator(size=16))
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--generator", str(path), "--n", "4", "--out", str(out), "--truncation-sweep", "1", "0.5",
+                 "0", "--sweep-n", "2"]) == 0
+    assert Image.open(tmp_path / "grid_truncation.png").size == (2 + 3 * 18, 2 + 2 * 18)
+    assert "truncation sweep" in capsys.readouterr().out
+    assert main(["sample", "--generator", str(path), "--n", "2", "--truncation-sweep", "1", "--sweep-n", "3"]) == 2

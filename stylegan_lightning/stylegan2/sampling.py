@@ -1,4 +1,4 @@
-"""Sampling images from a generator, timed (the backbone demo and benchmark use it)."""
+"""Sampling images from a generator, timed (the backbone demo and benchmark use it), and truncation sweeps."""
 
 from __future__ import annotations
 
@@ -38,3 +38,15 @@ def sample_images(frozen: FrozenGenerator, n: int, truncation: float = 1.0, seed
         ws.append(w.cpu())
         seconds.append(timer.seconds)
     return SampleResult(torch.cat(images), torch.cat(ws), seconds, [len(b) for b in ws])
+
+
+@torch.no_grad()
+def truncation_sweep(frozen: FrozenGenerator, n: int, truncations: list[float], seed: int = 0,
+                     noise: str = "const") -> torch.Tensor:
+    """Images [n * T, 3, H, W] (on the CPU) of the first ``n`` latents that :func:`sample_images` draws with
+    ``seed``, each at every truncation ψ of ``truncations`` (row-major: one row per latent, one column per ψ;
+    w = w_avg + ψ (w - w_avg), so ψ = 0 is the average face and ψ = 1 the untruncated sample)."""
+    z = torch.randn(n, frozen.style_dim, generator=torch.Generator().manual_seed(seed)).to(frozen.latent_avg)
+    w = frozen.mapping(z)
+    rows = [torch.stack([frozen.truncate(w[i: i + 1], psi)[0] for psi in truncations]) for i in range(n)]
+    return torch.cat([frozen(row, noise=noise).cpu() for row in rows])
