@@ -6,12 +6,13 @@ the generator it was trained against, and restores them from the module on load 
 works. Checkpoints also carry the random generators' states, restored when a fit resumes, so a resumed run draws
 the same noise as an uninterrupted one. It also provides image-grid logging on rank zero, a trainable-parameter
 helper, and :meth:`auxiliary_step` for optimisers of auxiliary players (discriminators) whose steps should not count
-as training steps.
+as training steps. :func:`model_from_checkpoint` rebuilds the inference model a module trained from its Lightning
+checkpoint alone.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
@@ -54,6 +55,36 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state((numpy["name"], numpy["keys"].numpy().astype("uint32"), numpy["pos"], numpy["has_gauss"],
                          numpy["cached_gaussian"]))
     random.setstate(ast.literal_eval(states["python"]))
+
+
+def model_from_checkpoint(path: str, purpose: str, spec_key: str, generator_prefix: str,
+                          build: Callable[[dict, dict, Any], nn.Module], generator: str | None = None) -> nn.Module:
+    """The model (``self.model``) of a module's Lightning checkpoint, in eval mode, without any other file.
+
+    ``spec_key``: the entry the module adds to its checkpoints (refused as not this kind of checkpoint without
+    it); ``build(data, hparams, frozen)``: the model with the right architecture around the
+    :class:`~stylegan_lightning.stylegan2.FrozenGenerator` ``frozen``, which comes from the checkpoint's own state
+    (under ``model.{generator_prefix}``) or, with ``generator``, from that file, which then replaces the stored one.
+    Every tensor is loaded strictly; errors are :class:`~stylegan_lightning.serialization.CheckpointError`\ s
+    naming ``purpose`` and the file."""
+    from .serialization import CheckpointError, load_state_strict, safe_torch_load
+    from .stylegan2 import FrozenGenerator
+    from .stylegan2.checkpoints import strip_prefix
+
+    data = safe_torch_load(path, purpose)
+    if not isinstance(data, dict) or spec_key not in data or "state_dict" not in data:
+        raise CheckpointError(f"{purpose} '{path}': it is not one (no '{spec_key}' entry)")
+    state = strip_prefix(data["state_dict"], "model.")
+    try:
+        frozen = (FrozenGenerator.from_file(generator) if generator
+                  else FrozenGenerator.from_state(state, generator_prefix))
+        model = build(data, dict(data.get("hyper_parameters", {})), frozen)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{purpose} '{path}': cannot rebuild the model ({error})") from error
+    if generator:  # the given generator replaces the stored one
+        state.update({f"{generator_prefix}{k}": v for k, v in frozen.state_dict().items()})
+    load_state_strict(model, state, f"{purpose} '{path}'")
+    return model.eval()
 
 
 def frozen_auxiliary_prefixes(module: nn.Module) -> list[str]:

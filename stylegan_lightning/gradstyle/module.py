@@ -40,10 +40,9 @@ from ..losses import InversionLosses, g_nonsaturating_loss
 from ..metrics import build_metric_networks, inversion_metrics
 from ..metrics.networks import IdentitySimilarity
 from ..optim import build_optimizer
-from ..serialization import CheckpointError, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError
 from ..stylegan2 import Discriminator, FrozenGenerator, load_discriminator
-from ..stylegan2.checkpoints import strip_prefix
-from ..training import ToolkitModule
+from ..training import ToolkitModule, model_from_checkpoint
 from .model import GradStyle, StreamOutput
 
 
@@ -355,19 +354,10 @@ def load_gradstyle(checkpoint: str, generator: str | None = None) -> GradStyle:
     holds everything (frozen e4e and generator included), so no other file is needed; ``generator`` replaces the
     stored generator with the one in that file. Registered as the inversion method ``gradstyle`` of
     ``stylegan-lightning invert`` / ``edit``."""
-    purpose = "GradStyle checkpoint (a GradStyleModule Lightning checkpoint)"
-    data = safe_torch_load(checkpoint, purpose)
-    if not isinstance(data, dict) or "gradstyle_encoder_spec" not in data or "state_dict" not in data:
-        raise CheckpointError(f"{purpose} '{checkpoint}': not a GradStyleModule checkpoint")
-    state = strip_prefix(data["state_dict"], "model.")
-    hparams = dict(data.get("hyper_parameters", {}))
-    try:
-        frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "generator.")
+
+    def build(data: dict, hparams: dict, frozen: FrozenGenerator) -> GradStyle:
         encoder = build_latent_encoder(data["gradstyle_encoder_spec"], frozen)
-        model = GradStyle(encoder, frozen, **{k: hparams[k] for k in MODEL_ARGUMENTS if k in hparams})
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{purpose} '{checkpoint}': cannot rebuild the model ({error})") from error
-    if generator:  # the given generator replaces the stored one
-        state.update({f"generator.{k}": v for k, v in frozen.state_dict().items()})
-    load_state_strict(model, state, f"{purpose} '{checkpoint}'")
-    return model.eval()
+        return GradStyle(encoder, frozen, **{k: hparams[k] for k in MODEL_ARGUMENTS if k in hparams})
+
+    return model_from_checkpoint(checkpoint, "GradStyle checkpoint (a GradStyleModule Lightning checkpoint)",
+                                 "gradstyle_encoder_spec", "generator.", build, generator)

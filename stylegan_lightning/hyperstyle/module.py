@@ -31,10 +31,9 @@ from ..encoders.inverter import build_latent_encoder, encoder_spec
 from ..losses import InversionLosses
 from ..metrics import build_metric_networks, inversion_metrics
 from ..optim import build_optimizer
-from ..serialization import CheckpointError, build_unfilled, load_state_strict, safe_torch_load
+from ..serialization import build_unfilled
 from ..stylegan2 import FrozenGenerator
-from ..stylegan2.checkpoints import strip_prefix
-from ..training import ToolkitModule
+from ..training import ToolkitModule, model_from_checkpoint
 from ..utils.images import resize_images
 from .checkpoints import save_hyperstyle
 from .hypernet import HyperNetwork
@@ -236,28 +235,18 @@ def load_hyperstyle_module_checkpoint(path: str, generator: str | None = None) -
     """The :class:`HyperStyle` model of a ``HyperStyleModule`` Lightning checkpoint, in eval mode. The checkpoint
     holds everything (frozen W-encoder and generator included), so no other file is needed; ``generator``
     replaces the stored generator with the one in that file."""
-    purpose = "HyperStyle checkpoint (a HyperStyleModule Lightning checkpoint)"
-    data = safe_torch_load(path, purpose)
-    if not isinstance(data, dict) or CHECKPOINT_KEY not in data or "state_dict" not in data:
-        raise CheckpointError(f"{purpose} '{path}': not a HyperStyleModule checkpoint")
-    spec = data[CHECKPOINT_KEY]
-    state = strip_prefix(data["state_dict"], "model.")
-    hparams = dict(data.get("hyper_parameters", {}))
-    try:
-        frozen = FrozenGenerator.from_file(generator) if generator else FrozenGenerator.from_state(state, "decoder.")
+
+    def build(data: dict, hparams: dict, frozen: FrozenGenerator) -> HyperStyle:
+        spec = data[CHECKPOINT_KEY]
         w_encoder = build_latent_encoder(spec["w_encoder_spec"], frozen)
         hypernet = build_unfilled(HyperNetwork, slot_shapes=frozen.weight_slot_shapes(),
                                   layers_to_tune=spec["layers_to_tune"], input_nc=int(spec["input_nc"]),
                                   input_size=int(spec["input_size"]), shared_layers=spec["shared_layers"])
-        opts = {k: hparams[k] for k in ("l2_lambda", "lpips_lambda", "id_lambda", "lr", "optimizer")
-                if k in hparams}
-        model = HyperStyle(hypernet, frozen, w_encoder, int(spec["n_iters"]), opts=opts)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{purpose} '{path}': cannot rebuild the model ({error})") from error
-    if generator:  # the given generator replaces the stored one
-        state.update({f"decoder.{k}": v for k, v in frozen.state_dict().items()})
-    load_state_strict(model, state, f"{purpose} '{path}'")
-    return model.eval()
+        opts = {k: hparams[k] for k in ("l2_lambda", "lpips_lambda", "id_lambda", "lr", "optimizer") if k in hparams}
+        return HyperStyle(hypernet, frozen, w_encoder, int(spec["n_iters"]), opts=opts)
+
+    return model_from_checkpoint(path, "HyperStyle checkpoint (a HyperStyleModule Lightning checkpoint)",
+                                 CHECKPOINT_KEY, "decoder.", build, generator)
 
 
 __all__ = ["HyperStyleModule", "load_hyperstyle_module_checkpoint"]
