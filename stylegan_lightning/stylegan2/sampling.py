@@ -46,7 +46,6 @@ def truncation_sweep(frozen: FrozenGenerator, n: int, truncations: list[float], 
     """Images [n * T, 3, H, W] (on the CPU) of the first ``n`` latents that :func:`sample_images` draws with
     ``seed``, each at every truncation ψ of ``truncations`` (row-major: one row per latent, one column per ψ;
     w = w_avg + ψ (w - w_avg), so ψ = 0 is the average face and ψ = 1 the untruncated sample)."""
-    z = torch.randn(n, frozen.style_dim, generator=torch.Generator().manual_seed(seed)).to(frozen.latent_avg)
-    w = frozen.mapping(z)
-    rows = [torch.stack([frozen.truncate(w[i: i + 1], psi)[0] for psi in truncations]) for i in range(n)]
+    w = frozen.sample_w(n, generator=torch.Generator().manual_seed(seed))  # sample_images' first n latents
+    rows = torch.stack([frozen.truncate(w, psi) for psi in truncations], 1)  # [n, T, D]
     return torch.cat([frozen(row, noise=noise).cpu() for row in rows])
