@@ -29,6 +29,15 @@ KEY_COLUMNS = ("file", "filename", "image", "image_id", "name", "path")
 _BOOLS = {"true": 1.0, "false": 0.0}
 
 
+def column_indices(available: Sequence[str], names: Sequence[str], source: str) -> list[int]:
+    """The positions of the columns ``names`` among ``available``; unknown names raise a :class:`DatasetError`
+    naming ``source`` and listing the available ones."""
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise DatasetError(f"{source}: unknown attribute(s) {unknown}; available: {list(available)}")
+    return [list(available).index(n) for n in names]
+
+
 @dataclass
 class AttributeTable:
     """Attribute values per key: ``values[i]`` (float32 [A], NaN = missing) belongs to ``keys[i]``."""
@@ -59,10 +68,7 @@ class AttributeTable:
         """A table with only ``names`` (in that order); unknown names raise, listing the available ones."""
         if names is None:
             return self
-        unknown = [n for n in names if n not in self.names]
-        if unknown:
-            raise DatasetError(f"{self.source}: unknown attribute(s) {unknown}; available: {self.names}")
-        columns = [self.names.index(n) for n in names]
+        columns = column_indices(self.names, names, self.source)
         return AttributeTable(list(names), self.keys, self.values[:, columns], self.source, self._index)
 
     def row(self, image_key: str) -> int | None:

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import DatasetError
-from .labels import load_attribute_table
+from .labels import column_indices, load_attribute_table
 from .datamodule import _LoaderMixin
 
 LATENT_ATTRIBUTES_FORMAT = "stylegan-lightning/latent-attributes"
@@ -59,10 +59,7 @@ class LatentAttributes(Dataset):
         """The same codes with only the label columns ``names`` (in that order)."""
         if names is None:
             return self
-        unknown = [n for n in names if n not in self.attribute_names]
-        if unknown:
-            raise DatasetError(f"{self.source}: unknown attribute(s) {unknown}; available: {self.attribute_names}")
-        columns = [self.attribute_names.index(n) for n in names]
+        columns = column_indices(self.attribute_names, names, self.source)
         return LatentAttributes(self.w, self.labels[:, columns], names, self.keys, self.source)
 
     def subset(self, rows: slice) -> "LatentAttributes":
