@@ -12,12 +12,13 @@ Training data: :class:`~stylegan_lightning.data.LatentAttributeDataModule`.
 """
 
 from .model import StyleAE
-from .evaluation import (COMPARISON_HEADER, METRICS, AttributeEditor, DirectionEditor, StyleAEEditor,
-                         comparison_rows, evaluate_attribute_edits, fit_interfacegan_directions, search_coordinate)
+from .evaluation import (COMPARISON_HEADER, METRICS, AttributeEditor, DirectionEditor, StyleAEEditor, binary_outputs,
+                         comparison_rows, editor_means, evaluate_attribute_edits, fit_interfacegan_directions,
+                         search_coordinate)
 from .checkpoints import STYLEAE_FORMAT, load_styleae, save_styleae
 from .module import StyleAEModule, attribute_loss, pearson, styleae_losses, tolerance_loss
 
 __all__ = ["COMPARISON_HEADER", "METRICS", "STYLEAE_FORMAT", "AttributeEditor", "DirectionEditor", "StyleAE",
-           "StyleAEEditor", "StyleAEModule", "attribute_loss", "comparison_rows", "evaluate_attribute_edits",
-           "fit_interfacegan_directions", "load_styleae", "pearson", "save_styleae", "search_coordinate",
-           "styleae_losses", "tolerance_loss"]
+           "StyleAEEditor", "StyleAEModule", "attribute_loss", "binary_outputs", "comparison_rows", "editor_means",
+           "evaluate_attribute_edits", "fit_interfacegan_directions", "load_styleae", "pearson", "save_styleae",
+           "search_coordinate", "styleae_losses", "tolerance_loss"]

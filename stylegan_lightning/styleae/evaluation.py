@@ -97,8 +97,15 @@ def fit_interfacegan_directions(w: torch.Tensor, labels: torch.Tensor, attribute
     return directions
 
 
+def binary_outputs(classifier, among: Sequence[str] | None = None) -> list[str]:
+    """The classifier's binary outputs, in its order (only those in ``among`` when given): the attributes the
+    comparison can edit."""
+    return [n for n, kind in zip(classifier.attribute_names, classifier.output_kinds)
+            if kind == "binary" and (among is None or n in among)]
+
+
 def _binary_columns(classifier, attributes: Sequence[str] | None) -> list[str]:
-    names = [n for n, kind in zip(classifier.attribute_names, classifier.output_kinds) if kind == "binary"]
+    names = binary_outputs(classifier)
     if attributes is None:
         return names
     unknown = [a for a in attributes if a not in names]
@@ -227,17 +234,29 @@ def search_coordinate(
     return values[best], scores.gather(1, best[:, None])[:, 0]
 
 
+def editor_means(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """``{editor: {metric: mean over the attributes}}`` of :func:`evaluate_attribute_edits` results (a metric only
+    where the editor has it)."""
+    by_editor: dict[str, list[Mapping[str, float]]] = {}
+    for per_editor in results.values():
+        for editor, metrics in per_editor.items():
+            by_editor.setdefault(editor, []).append(metrics)
+    means = {}
+    for editor, entries in by_editor.items():
+        means[editor] = {}
+        for metric in METRICS:
+            values = [m[metric] for m in entries if metric in m]
+            if values:
+                means[editor][metric] = sum(values) / len(values)
+    return means
+
+
 def comparison_rows(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[list]:
     """Table rows ``[attribute, editor, success, target Δp, other Δp, identity, path used]`` of
     :func:`evaluate_attribute_edits` results, plus a mean row per editor."""
-    rows, totals = [], {}
-    for attribute, by_editor in results.items():
-        for editor, metrics in by_editor.items():
-            rows.append([attribute, editor, *(_cell(metrics, key) for key in METRICS)])
-            totals.setdefault(editor, []).append(metrics)
-    for editor, entries in totals.items():
-        mean = {key: sum(m[key] for m in entries) / len(entries) for key in METRICS if key in entries[0]}
-        rows.append(["mean", editor, *(_cell(mean, key) for key in METRICS)])
+    rows = [[attribute, editor, *(_cell(metrics, key) for key in METRICS)]
+            for attribute, by_editor in results.items() for editor, metrics in by_editor.items()]
+    rows += [["mean", editor, *(_cell(mean, key) for key in METRICS)] for editor, mean in editor_means(results).items()]
     return rows
 
 
@@ -248,6 +267,6 @@ def _cell(metrics: Mapping[str, float], key: str) -> float | str:
     return round(metrics[key], 3) if key in metrics else "-"
 
 
-__all__ = ["AttributeEditor", "COMPARISON_HEADER", "DirectionEditor", "METRICS", "StyleAEEditor",
-           "comparison_rows", "evaluate_attribute_edits", "fit_interfacegan_directions",
+__all__ = ["AttributeEditor", "COMPARISON_HEADER", "DirectionEditor", "METRICS", "StyleAEEditor", "binary_outputs",
+           "comparison_rows", "editor_means", "evaluate_attribute_edits", "fit_interfacegan_directions",
            "search_coordinate"]

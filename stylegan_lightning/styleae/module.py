@@ -34,8 +34,8 @@ from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
 from ..utils.images import resize_images
 from .checkpoints import save_styleae
-from .evaluation import (METRICS, DirectionEditor, StyleAEEditor, evaluate_attribute_edits,
-                         fit_interfacegan_directions)
+from .evaluation import (DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
+                         evaluate_attribute_edits, fit_interfacegan_directions)
 from .model import StyleAE
 
 
@@ -251,24 +251,16 @@ class StyleAEModule(ToolkitModule):
         directions = self.interfacegan_directions()
         if len(directions) == self.model.n_attributes:
             editors.append(DirectionEditor(directions, hp.edit_limit))
-        binary = [n for n, kind in zip(self.classifier.attribute_names, self.classifier.output_kinds)
-                  if kind == "binary" and n in self.model.attribute_names]
-        return evaluate_attribute_edits(w, self.generator, self.classifier, editors, binary, hp.edit_margin,
+        return evaluate_attribute_edits(w, self.generator, self.classifier, editors,
+                                        binary_outputs(self.classifier, self.model.attribute_names), hp.edit_margin,
                                         hp.edit_steps, self.identity)
 
     def _edit_comparison(self, w: torch.Tensor, split: str) -> dict[str, float]:
         results = self.edit_comparison(w)
-        logs: dict[str, float] = {}
-        for attribute, by_editor in results.items():
-            for editor, metrics in by_editor.items():
-                for metric, value in metrics.items():
-                    logs[f"{split}/edit/{editor}/{attribute}/{metric}"] = value
-        editors = {editor for by_editor in results.values() for editor in by_editor}
-        for editor in editors:
-            for metric in METRICS:
-                values = [r[editor][metric] for r in results.values() if metric in r[editor]]
-                if values:
-                    logs[f"{split}/edit/{editor}/{metric}"] = sum(values) / len(values)
+        logs = {f"{split}/edit/{editor}/{attribute}/{metric}": value for attribute, by_editor in results.items()
+                for editor, metrics in by_editor.items() for metric, value in metrics.items()}
+        logs.update({f"{split}/edit/{editor}/{metric}": value for editor, means in editor_means(results).items()
+                     for metric, value in means.items()})
         return logs
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -286,7 +278,7 @@ class StyleAEModule(ToolkitModule):
     # ------------------------------------------------------------------ files
     def on_fit_end(self) -> None:
         if self.hparams.export_path and self.trainer.is_global_zero:
-            save_styleae(self.hparams.export_path, self.model)
+            self.export(self.hparams.export_path)
 
     def export(self, path: str | Path) -> Path:
         """Write the autoencoder as a StyleAE file (:func:`~stylegan_lightning.styleae.load_styleae`)."""

@@ -102,7 +102,7 @@ def run_compare_edits(args: argparse.Namespace) -> int:
     from ..stylegan2 import FrozenGenerator
     from ..utils import select_device
     from .checkpoints import load_styleae
-    from .evaluation import (COMPARISON_HEADER, DirectionEditor, StyleAEEditor, comparison_rows,
+    from .evaluation import (COMPARISON_HEADER, DirectionEditor, StyleAEEditor, binary_outputs, comparison_rows,
                              evaluate_attribute_edits, fit_interfacegan_directions)
 
     device = select_device(args.device)
@@ -112,8 +112,7 @@ def run_compare_edits(args: argparse.Namespace) -> int:
     if model.latent_dim != generator.style_dim:
         raise UsageError(f"the StyleAE works on {model.latent_dim}-d codes; the generator's W is "
                          f"{generator.style_dim}-d")
-    names = args.attribute_names or [n for n, kind in zip(classifier.attribute_names, classifier.output_kinds)
-                                     if kind == "binary" and n in model.attribute_names]
+    names = args.attribute_names or binary_outputs(classifier, model.attribute_names)
     unknown = [n for n in names if n not in model.attribute_names]
     if unknown:
         raise UsageError(f"the StyleAE has no attribute(s) {unknown}; it has {model.attribute_names}")
