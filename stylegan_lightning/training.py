@@ -65,8 +65,8 @@ def model_from_checkpoint(path: str, purpose: str, spec_key: str, generator_pref
     it); ``build(data, hparams, frozen)``: the model with the right architecture around the
     :class:`~stylegan_lightning.stylegan2.FrozenGenerator` ``frozen``, which comes from the checkpoint's own state
     (under ``model.{generator_prefix}``) or, with ``generator``, from that file, which then replaces the stored one.
-    Every tensor is loaded strictly; errors are :class:`~stylegan_lightning.serialization.CheckpointError`\ s
-    naming ``purpose`` and the file."""
+    Every tensor is loaded strictly; every error is a
+    :class:`~stylegan_lightning.serialization.CheckpointError` naming ``purpose`` and the file."""
     from .serialization import CheckpointError, load_state_strict, safe_torch_load
     from .stylegan2 import FrozenGenerator
     from .stylegan2.checkpoints import strip_prefix

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest

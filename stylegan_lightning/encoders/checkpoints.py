@@ -38,13 +38,13 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, cpu_state, build_unfilled, load_state_strict, safe_torch_load
+from ..serialization import CheckpointError, build_unfilled, cpu_state, load_state_strict, safe_torch_load
 from ..stylegan2.checkpoints import build_generator, strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
 from .backbone import BackboneConfig, infer_backbone_config
 from .factory import ENCODER_CLASSES, ENCODER_TYPES, normalize_kind
-from .inverter import Inverter, LatentEncoder, expand_latent_avg
+from .inverter import Inverter, LatentEncoder
 
 PURPOSE = "encoder checkpoint"
 CONFIG_KEY = "stylegan_lightning_encoder"  # our full encoder configuration inside opts

@@ -25,7 +25,7 @@ from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
 from .backbone import OFFICIAL_BLOCKS, OFFICIAL_CHANNELS
 from .checkpoints import load_encoder, save_encoder_checkpoint
-from .inverter import Inverter, build_inverter, resize_images
+from .inverter import build_inverter, resize_images
 from .latent_discriminator import LatentCodesDiscriminator, LatentPool
 
 

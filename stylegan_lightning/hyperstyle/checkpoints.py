@@ -27,7 +27,7 @@ import torch
 from ..encoders.checkpoints import (load_w_encoder, official_decoder, read_official_checkpoint,
                                     save_encoder_checkpoint)
 from ..encoders.inverter import Inverter, LatentEncoder
-from ..serialization import CheckpointError, cpu_state, build_unfilled, load_state_strict, require_file
+from ..serialization import CheckpointError, build_unfilled, cpu_state, load_state_strict, require_file
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
 from .hypernet import HyperNetwork, parse_layers_to_tune

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from ..serialization import CheckpointError, cpu_state, load_state_strict, require_file, safe_torch_load
 from .discriminator import Discriminator
