@@ -131,8 +131,7 @@ class LatentAttributeDataModule(_LoaderMixin, pl.LightningDataModule):
     Args:
         latents: a latent-attribute file (``stylegan-lightning label-latents``).
         sample_generator, sample_classifier, n, truncation, seed: the sampled source (generator and classifier
-            files). The names differ from the model's ``generator`` / ``classifier`` so that Lightning's merge of
-            module and data hyperparameters never sees one name with two values.
+            files; named apart from the model's ``generator`` / ``classifier``, which may be other files).
         columns: the label columns to use, in the editor's attribute order (default: all).
         holdout: pairs held out for validation / test.
         batch_size, eval_batch_size, num_workers: loader options.
