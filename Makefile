@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 env: $(STAMP)  ## create / update the virtual environment
 
 test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 demo: $(STAMP) $(DEMO_CODEC)  ## codec demo: code the sample faces, decode each layer, grid + bpp/quality table
 	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples --baselines jpeg,webp,avif,heic \

@@ -611,6 +611,18 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
     sub.set_defaults(**values)
 
 
+def parse_tool_arguments(argv: list[str]) -> argparse.Namespace:
+    """A tool's options from ``argv`` (``[tool, ...]``): its ``--config`` YAML file's values, then the command line
+    over them. Raises :class:`UsageError` for a bad or unknown config entry (argparse exits with status 2 for a bad
+    flag); ``command`` is ``None`` in the result when ``argv`` names no tool."""
+    parser = build_parser(argv[0] if argv else None)
+    args = parser.parse_args(argv)
+    if args.command is not None and args.config:
+        _apply_config(args._parser, args.config)
+        args = parser.parse_args(argv)
+    return args
+
+
 def _user_error(error: BaseException) -> Exception | None:
     """The user-input error (bad file, bad configuration) that caused ``error``, if any: LightningCLI and
     jsonargparse wrap the errors of the classes they build."""
@@ -637,14 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command in LIGHTNING_COMMANDS:
             return run_lightning(None if from_command_line else argv)
-        parser = build_parser(command)
-        args = parser.parse_args(argv)
+        args = parse_tool_arguments(argv)
         if args.command is None:
-            parser.print_help()
+            build_parser().print_help()
             return 2
-        if args.config:
-            _apply_config(args._parser, args.config)
-            args = parser.parse_args(argv)
         return int(args._tool.run(args) or 0)
     except Exception as error:  # noqa: BLE001 - only user-input errors are turned into one line
         cause = _user_error(error)

@@ -498,8 +498,12 @@ def test_decompress_rejects_bad_layer_counts(trained_codec):
 
 def test_scalable_objective_gives_quality_rising_with_the_layers():
     """The multi-task objective (every layer's decode judged, rate penalised) trains a codec whose quality rises
-    from 1 to 3 layers while the rate falls."""
-    codec = tiny_codec(seed=7, quantization_step=0.02)  # a fine initial step: a high rate to bring down
+    from 1 to 3 layers while the rate falls.
+
+    The groups are [0] / [1-2] / [3-7]: in the tiny random generator the styles from index 3 on move the image
+    little, so with the default split ([0-2] / [3-4] / [5-7]) layers 2 and 3 end within 1% of each other (0.0413 vs
+    0.0409), a gap float noise could close; here each layer adds a measurable share."""
+    codec = tiny_codec(seed=7, quantization_step=0.02, layer_split=[1, 3])  # a fine initial step: a high rate
     frozen = codec.generator
     with torch.no_grad():
         images = frozen(frozen.sample_w(8, generator=torch.Generator().manual_seed(3)), space="w")
@@ -522,7 +526,7 @@ def test_scalable_objective_gives_quality_rising_with_the_layers():
         loss.backward()
         optimizer.step()
     errors, rate = layer_errors_and_rate()
-    assert errors[0] > errors[1] > errors[2], errors
+    # measured: MSE 0.389 / 0.0747 / 0.0709 (from 0.85), 1.08 -> 0.61 bpp
+    assert errors[1] < 0.5 * errors[0] and errors[2] < 0.98 * errors[1], errors
     assert errors[2] < 0.5 * initial_errors[2], (initial_errors, errors)
-    assert rate < initial_rate, (initial_rate, rate)  # measured: MSE 0.050 / 0.041 / 0.041 (from 0.85),
-    # 1.08 -> 0.66 bpp
+    assert rate < initial_rate, (initial_rate, rate)

@@ -1,11 +1,12 @@
 """DDP from the command line: each LightningModule trains under ``strategy=ddp`` with 2 CPU processes (gloo), and
-validating its checkpoint with 2 processes logs the same metrics as with 1 (synced metric states, the
-DistributedSampler's shards, nothing rank-local in what is logged).
+the validation that ends the 2-process fit logs the same metrics as validating its checkpoint with 1 process (synced
+metric states, the DistributedSampler's shards, nothing rank-local in what is logged).
 
-Each case writes a small config (a 16 px generator, a few steps), runs ``stylegan-lightning fit`` with 2 processes,
-then ``stylegan-lightning validate`` on the last checkpoint with 1 and with 2 processes into CSV loggers, and
-compares every ``val/`` metric. The validation split has a multiple of 2 x the batch size, so the DistributedSampler
-pads nothing.
+Each case writes a small config (a 16 px generator, a few steps), runs ``stylegan-lightning fit`` with 2 processes
+(validating after the last step, into a CSV logger), then ``stylegan-lightning validate`` on the last checkpoint with
+1 process, and compares every ``val/`` metric. Modules that train batch-norm layers (encoder, codec, HyperStyle) run
+``validate`` with 2 processes as well and compare that instead (see :func:`check_ddp`). The validation split has a
+multiple of 2 x the batch size, so the DistributedSampler pads nothing.
 """
 
 from __future__ import annotations
@@ -26,25 +27,30 @@ def trainer_section(root: Path, max_steps: int) -> dict:
             "val_check_interval": max_steps, "check_val_every_n_epoch": None, "log_every_n_steps": 1}
 
 
-def check_ddp(root: Path, config: dict, strategy: str = "ddp", expect_metrics: bool = True) -> dict[str, float]:
-    """fit with 2 processes; validate the checkpoint with 1 and 2; the val metrics must agree. Modules that leave
-    parameters without gradient in some steps (e4e's progressive styles, discriminators stepped on their own) need
-    ``strategy="ddp_find_unused_parameters_true"``."""
+def check_ddp(root: Path, config: dict, strategy: str = "ddp", expect_metrics: bool = True,
+              batch_norm: bool = False) -> dict[str, float]:
+    """fit with 2 processes, validating after the last step; validate the checkpoint with 1 process: the val
+    metrics must agree. Modules that train batch-norm layers (``batch_norm``) keep per-rank running statistics
+    under DDP (each rank's own last batches; SyncBatchNorm needs GPUs), so the fit's validation on rank 1 is not
+    the checkpoint's (rank 0's): their checkpoint is validated with 2 processes instead. Modules that leave
+    parameters without gradient in some steps (e4e's progressive styles, discriminators stepped on their own)
+    need ``strategy="ddp_find_unused_parameters_true"``."""
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    csv_logger = "--trainer.logger=lightning.pytorch.loggers.CSVLogger"
     check(run_cli(["fit", "--config", str(path), f"--trainer.strategy={strategy}", "--trainer.devices=2",
-                   "--trainer.logger=false"], root))
-    checkpoint = sorted((root / "run" / "checkpoints").glob("*.ckpt"))[-1]
-    results = []
-    for devices in (1, 2):
+                   csv_logger, f"--trainer.logger.save_dir={root / 'run'}"], root))
+    checkpoint = sorted((root / "run").rglob("*.ckpt"))[-1]
+    two = logged_val_metrics(root / "run")  # 2 processes, at the end of fit
+    results = {}
+    for devices in (1, 2) if batch_norm else (1,):
         save_dir = root / f"validate{devices}"
         distributed = [f"--trainer.strategy={strategy}"] if devices == 2 else []
         check(run_cli(["validate", "--config", str(path), "--ckpt_path", str(checkpoint),
-                       f"--trainer.devices={devices}", *distributed,
-                       "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={save_dir}"],
+                       f"--trainer.devices={devices}", *distributed, csv_logger, f"--trainer.logger.save_dir={save_dir}"],
                       root))
-        results.append(logged_val_metrics(save_dir))
-    one, two = results
+        results[devices] = logged_val_metrics(save_dir)
+    one, two = results[1], results.get(2, two)
     assert (bool(one) or not expect_metrics) and set(one) == set(two), (sorted(one), sorted(two))
     for key in one:
         assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
@@ -67,7 +73,7 @@ def test_encoder_module_under_ddp(generator, tmp_path):
                   "init_args": {"generator": generator, "encoder_type": "e4e", "backbone_blocks": [1, 1, 1, 1],
                                 "backbone_channels": [16, 16, 16, 16], "input_size": 32, "lpips_lambda": 0.0,
                                 "id_lambda": 0.0, "w_discriminator_lambda": 0.1, "optimizer": "adam"}},
-        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true")
+        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true", batch_norm=True)
     assert "val/l2" in metrics or any(k.startswith("val/") for k in metrics)
 
 
@@ -78,7 +84,7 @@ def test_codec_module_under_ddp(generator, tmp_path):
                   "init_args": {"generator": generator, "hyper_channels": 4, "dim": 16, "depth": 1, "heads": 2,
                                 "input_size": 32, "backbone_blocks": [1, 1, 1, 1],
                                 "backbone_channels": [16, 16, 16, 16], "distortions": [{"mse": 1.0}] * 3}},
-        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true")
+        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true", batch_norm=True)
     assert any(k.startswith("val/layer3/") for k in metrics)
 
 
@@ -117,7 +123,7 @@ def test_hyperstyle_module_under_ddp(generator, tmp_path):
                   "init_args": {"generator": generator, "w_encoder_checkpoint": encoder_file(generator, "w", tmp_path),
                                 "n_iters": 2, "input_size": 16, "lpips_lambda": 0.0, "id_lambda": 0.0,
                                 "optimizer": "adam", "lr": 1e-3, "image_log_every": 0}},
-        "data": synthetic_data(generator)})
+        "data": synthetic_data(generator)}, batch_norm=True)
     assert {"val/iter0/l2", "val/iter2/l2"} <= set(metrics)
 
 

@@ -108,19 +108,25 @@ def test_moved_codes_go_through_the_aligner_and_unmoved_ones_do_not(small):
         assert not torch.equal(direct[stage][0], residual[0])
     assert torch.allclose(editing.image[1], reconstruction.image[1], atol=1e-6)
     assert float((editing.image[0] - reconstruction.image[0]).abs().mean()) > 1e-3
-    # the edit tool's interface: one source image, S codes; an unmoved code gives the reconstruction
+    # The edit tool's interface: one source image, S codes. An unmoved code skips the aligner: its frame is the
+    # reconstruction up to the float noise of another batch composition (a continuous path).
     with torch.no_grad():
         frames = model.edit(images[:1], w_plus[:1], torch.stack([w_plus[0], w_edit[0]]))
     assert torch.allclose(frames[0], reconstruction.image[0], atol=1e-5)
-    assert torch.allclose(frames[1], editing.image[0], atol=1e-5)
-    # the batch path of the edit tool: one inversion, then each image's edits with its own residuals
+    # A moved code goes through the aligner, whose top-mu key selection is discontinuous: the ~1e-7 difference
+    # between computing image 0 alone and in a batch of 2 can swap a key of near-equal score, which moves some
+    # pixels by up to ~1e-4 (measured) and leaves the mean near the float noise. So this comparison is bounded on
+    # the mean only; the exact comparisons below run at one batch composition.
+    assert float((frames[1] - editing.image[0]).abs().mean()) < 1e-4
+    # the batch path of the edit tool: each image inverted alone, so it is the single-image edit bit for bit
     with torch.no_grad():
         batch_w_plus, render = model.prepare_edits(images)
-        assert torch.equal(batch_w_plus, w_plus)
+        assert torch.allclose(batch_w_plus, w_plus, atol=1e-5)
         for index in range(len(images)):
-            codes = torch.stack([w_plus[index], w_edit[0]])
-            single = model.edit(images[index: index + 1], w_plus[index: index + 1], codes)
-            assert torch.allclose(render(index, codes), single, atol=1e-5)
+            codes = torch.stack([batch_w_plus[index], w_edit[0]])
+            single = model.edit(images[index: index + 1], batch_w_plus[index: index + 1], codes)
+            assert torch.equal(render(index, codes), single), index
+            assert torch.equal(model.encode(images[index: index + 1])[0], batch_w_plus[index: index + 1])
 
 
 def test_encoder_and_generator_stay_frozen_under_training():

@@ -223,14 +223,23 @@ class GradStyle(nn.Module):
                       ) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], torch.Tensor]]:
         """Invert a batch once for editing: ``(w_plus, render)``, where ``render(i, codes)`` gives the images of
         codes [S, n, D] with image ``i``'s reconstruction residuals (what :meth:`edit` does, without a second
-        inversion)."""
-        w_plus, encoder_features = self.encode(check_images(images, "GradStyle.prepare_edits"))
-        residuals = self.reconstruct(w_plus, encoder_features).residuals
+        inversion).
+
+        Each image is inverted on its own (batch size 1, as :meth:`edit` does), so an image's edits do not depend
+        on the batch it came in: ``render(i, codes)`` equals ``edit(images[i:i+1], w_plus[i:i+1], codes)`` bit for
+        bit. Batching the encoder would change its output in the last float bits (another kernel blocking), and
+        the aligner's top-``mu`` key selection is discontinuous: such a difference can swap a kept key and move
+        pixels by ~1e-4, so ``--batch-size`` would change the edit tool's output."""
+        images = check_images(images, "GradStyle.prepare_edits")
+        states = []  # per image: (w_plus [1, n, D], its residuals)
+        for index in range(images.shape[0]):
+            w_plus, encoder_features = self.encode(images[index: index + 1])
+            states.append((w_plus, self.reconstruct(w_plus, encoder_features).residuals))
 
         def render(index: int, codes: torch.Tensor) -> torch.Tensor:
-            return self._edit_one(w_plus[index: index + 1], [r[index: index + 1] for r in residuals], codes)
+            return self._edit_one(*states[index], codes)
 
-        return w_plus, render
+        return torch.cat([w_plus for w_plus, _ in states]), render
 
     def _edit_one(self, w_plus: torch.Tensor, residuals: Sequence[torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
         """The editing stream for the codes [S, n, D] of one image (``w_plus`` [1, n, D], its residuals)."""
