@@ -545,19 +545,37 @@ def run_lightning(argv: list[str] | None) -> int:
     from lightning.pytorch.cli import LightningCLI
 
     class ToolkitCLI(LightningCLI):
-        """``LightningCLI`` in which, with ``--ckpt_path``, the checkpoint's saved hyperparameters are the starting
-        point and what the config file or the command line gives wins (Lightning applies the checkpoint's over
-        them, so e.g. a weight file that moved could not be pointed to again)."""
+        """``LightningCLI`` in which ``--ckpt_path`` is read safely and its saved hyperparameters are the starting
+        point that the config file and the command line override (Lightning applies the checkpoint's over them,
+        so e.g. a weight file that moved could not be pointed to again). The checkpoint must be a local file, is
+        read as plain data only (also by the trainer, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says), and may
+        name only the toolkit's classes or the one the user's config gives."""
 
         def parse_arguments(self, parser, args) -> None:
             self._given_args = args
             super().parse_arguments(parser, args)
 
-        def _parse_ckpt_path(self) -> None:
-            before = self.config
-            super()._parse_ckpt_path()
-            if self.config is not before:  # the checkpoint's hyperparameters were applied: parse the user's on top
+        def _parse_ckpt_path(self) -> None:  # replaces Lightning's, which also unpickles URLs
+            subcommand = self.config.get("subcommand")
+            if not subcommand:
+                return
+            if self.config[subcommand].get("weights_only") is False:
+                raise UsageError("--weights_only false is not supported: checkpoints are read as plain data only, "
+                                 "so nothing in them can run")
+            path = local_checkpoint_path(self.config[subcommand].get("ckpt_path"))
+            if path is None:
+                return
+            model = self.config[subcommand].get("model")
+            hparams = checkpoint_hyperparameters(path, getattr(model, "class_path", None))
+            if hparams:
+                self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
                 self.config = self.parser.parse_args(self._given_args, namespace=self.config)
+
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if "weights_only" in self._subcommand_method_arguments[subcommand]:
+                kwargs["weights_only"] = True  # checked in _parse_ckpt_path: never False
+            return kwargs
 
     for module in LIGHTNING_REGISTRY:
         importlib.import_module(module)
@@ -572,6 +590,67 @@ def run_lightning(argv: list[str] | None) -> int:
         args=argv,
     )
     return 0
+
+
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc")  # resolved by Lightning to files it wrote itself
+
+
+def local_checkpoint_path(ckpt_path: str | None) -> Path | None:
+    """``--ckpt_path`` as an existing local file, or ``None`` when absent or one of Lightning's keywords
+    (``last``, ``best``, ``hpc``). A URL (``http://``, ``s3://`` ...), a missing path or a folder is a
+    :class:`UsageError`: remote checkpoints are never loaded (Lightning would unpickle them)."""
+    if ckpt_path is None or str(ckpt_path) in LIGHTNING_CKPT_KEYWORDS or str(ckpt_path).startswith("registry"):
+        return None
+    text = str(ckpt_path)
+    if "://" in text:
+        raise UsageError(f"--ckpt_path '{text}' is not a local file: remote checkpoints are not loaded (download "
+                         "it and give its path)")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--ckpt_path '{text}' {'is a directory' if path.is_dir() else 'does not exist'}")
+    return path
+
+
+def _foreign_class_paths(value: Any, allowed: set[str]) -> list[str]:
+    """Every ``class_path`` / ``_class_path`` in the nested ``value`` that is neither a toolkit class, nor a short
+    name (resolved among the registered subclasses only), nor in ``allowed``."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("class_path", "_class_path") and isinstance(item, str):
+                if "." in item and not (item.startswith("stylegan_lightning.") or item in allowed):
+                    found.append(item)
+            else:
+                found += _foreign_class_paths(item, allowed)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found += _foreign_class_paths(item, allowed)
+    return found
+
+
+def checkpoint_hyperparameters(path: Path, user_class_path: str | None = None) -> dict[str, Any]:
+    """The saved hyperparameters of the Lightning checkpoint ``path`` as a ``model:`` config entry (``{}`` when
+    there are none), read as plain data. The classes it names must be the toolkit's own or ``user_class_path``
+    (what the user's config gives): a checkpoint cannot make the command import anything else."""
+    from .serialization import safe_torch_load
+
+    data = safe_torch_load(path, "--ckpt_path checkpoint")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"--ckpt_path '{path}' is not a Lightning checkpoint (its top level is a "
+                              f"{type(data).__name__})")
+    hparams = data.get("hyper_parameters", {})
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"--ckpt_path '{path}': its hyper_parameters are a {type(hparams).__name__}, not a "
+                              "mapping")
+    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+    foreign = _foreign_class_paths(hparams, {user_class_path} if user_class_path else set())
+    if foreign:
+        raise CheckpointError(f"--ckpt_path '{path}' names {foreign[0]!r}, which is not a stylegan_lightning class "
+                              "(only the toolkit's classes, or the one your config gives, are loaded)")
+    if "_class_path" in hparams:
+        class_path = hparams.pop("_class_path")
+        return {"class_path": class_path, "dict_kwargs": hparams}
+    return hparams
 
 
 # ------------------------------------------------------------------------------------------------ driver

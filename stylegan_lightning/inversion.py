@@ -42,11 +42,10 @@ def _is_lightning_checkpoint(path: str) -> bool:
 def _load_encoder(checkpoint: str, generator: str | None) -> nn.Module:
     """pSp / e4e / W-encoder: an official-layout file or an ``EncoderModule`` Lightning checkpoint."""
     from .encoders import load_encoder
-    from .encoders.module import EncoderModule
+    from .encoders.module import load_encoder_module_checkpoint
 
     if _is_lightning_checkpoint(checkpoint):
-        overrides = {"generator": generator} if generator else {}
-        return EncoderModule.load_from_checkpoint(checkpoint, map_location="cpu", **overrides).inverter
+        return load_encoder_module_checkpoint(checkpoint, generator)
     return load_encoder(checkpoint, generator=generator)
 
 

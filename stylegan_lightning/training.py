@@ -58,8 +58,10 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 
 def model_from_checkpoint(path: str, purpose: str, spec_key: str, generator_prefix: str,
-                          build: Callable[[dict, dict, Any], nn.Module], generator: str | None = None) -> nn.Module:
-    """The model (``self.model``) of a module's Lightning checkpoint, in eval mode, without any other file.
+                          build: Callable[[dict, dict, Any], nn.Module], generator: str | None = None,
+                          model_prefix: str = "model.") -> nn.Module:
+    """The model (``self.model``, or the attribute ``model_prefix`` names) of a module's Lightning checkpoint, in
+    eval mode, without any other file and without unpickling anything but plain data.
 
     ``spec_key``: the entry the module adds to its checkpoints (refused as not this kind of checkpoint without
     it); ``build(data, hparams, frozen)``: the model with the right architecture around the
@@ -72,13 +74,17 @@ def model_from_checkpoint(path: str, purpose: str, spec_key: str, generator_pref
     from .stylegan2.checkpoints import strip_prefix
 
     data = safe_torch_load(path, purpose)
-    if not isinstance(data, dict) or spec_key not in data or "state_dict" not in data:
+    if not isinstance(data, dict) or spec_key not in data or not isinstance(data.get("state_dict"), dict):
         raise CheckpointError(f"{purpose} '{path}': it is not one (no '{spec_key}' entry)")
-    state = strip_prefix(data["state_dict"], "model.")
+    hparams = data.get("hyper_parameters", {})
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{purpose} '{path}': its hyper_parameters are a {type(hparams).__name__}, not a "
+                              "mapping")
+    state = strip_prefix(data["state_dict"], model_prefix)
     try:
         frozen = (FrozenGenerator.from_file(generator) if generator
                   else FrozenGenerator.from_state(state, generator_prefix))
-        model = build(data, dict(data.get("hyper_parameters", {})), frozen)
+        model = build(data, dict(hparams), frozen)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{purpose} '{path}': cannot rebuild the model ({error})") from error
     if generator:  # the given generator replaces the stored one

@@ -23,7 +23,7 @@ from .pretrained import init_from_irse50
 from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
 from .w_encoder import WEncoder
 from .latent_discriminator import LatentCodesDiscriminator, LatentPool
-from .module import EncoderModule  # last: the LightningModule builds on everything above
+from .module import EncoderModule, load_encoder_module_checkpoint  # last: the LightningModule builds on everything above
 
 __all__ = [
     "ENCODER_CLASSES",
@@ -52,6 +52,7 @@ __all__ = [
     "expand_latent_avg",
     "infer_backbone_config",
     "init_from_irse50",
+    "load_encoder_module_checkpoint",
     "load_e4e",
     "load_encoder",
     "load_psp",

@@ -25,7 +25,7 @@ from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
 from .backbone import OFFICIAL_BLOCKS, OFFICIAL_CHANNELS
 from .checkpoints import load_encoder, save_encoder_checkpoint
-from .inverter import build_inverter, resize_images
+from .inverter import Inverter, build_inverter, build_latent_encoder, encoder_spec, resize_images
 from .latent_discriminator import LatentCodesDiscriminator, LatentPool
 
 
@@ -241,6 +241,10 @@ class EncoderModule(ToolkitModule):
         w_plus, reconstruction = self.inverter.invert(batch["image"])
         return {"key": batch.get("key"), "w_plus": w_plus.cpu(), "reconstruction": reconstruction.clamp(-1, 1).cpu()}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[SPEC_KEY] = encoder_spec(self.inverter.encoder)
+
     # ------------------------------------------------------------------ export
     def on_fit_end(self) -> None:
         if self.hparams.export_path and self.trainer.is_global_zero:
@@ -252,3 +256,43 @@ class EncoderModule(ToolkitModule):
         options = {k: v for k, v in self.hparams.items()
                    if isinstance(v, (int, float, str, bool, type(None))) and k not in skip}
         return str(save_encoder_checkpoint(path, self.inverter, opts=options))
+
+
+SPEC_KEY = "encoder_spec"
+
+
+def _spec_from_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The encoder architecture of a checkpoint written before :data:`SPEC_KEY` was stored, from the module's
+    hyperparameters (not possible when it started from ``init_checkpoint``: that file fixed the architecture)."""
+    from ..serialization import CheckpointError
+
+    if "encoder_type" not in hparams:
+        raise CheckpointError("it is not one (no 'encoder_spec' entry and no encoder_type hyperparameter)")
+    if hparams.get("init_checkpoint"):
+        raise CheckpointError("it has no 'encoder_spec' entry and started from an init_checkpoint, so its "
+                              "architecture is unknown")
+    return {"kind": hparams["encoder_type"], "input_size": int(hparams.get("input_size", 256)),
+            "blocks": list(hparams.get("backbone_blocks", OFFICIAL_BLOCKS)),
+            "channels": list(hparams.get("backbone_channels", OFFICIAL_CHANNELS)),
+            "start_from_latent_avg": bool(hparams.get("start_from_latent_avg", True))}
+
+
+def load_encoder_module_checkpoint(path: str, generator: str | None = None) -> Inverter:
+    """The :class:`Inverter` (encoder + frozen generator) of an ``EncoderModule`` Lightning checkpoint, in eval mode,
+    read as plain data only (:func:`~stylegan_lightning.serialization.safe_torch_load`, whatever the environment
+    says); ``generator`` replaces the stored generator with the one in that file. Checkpoints written before the
+    encoder architecture was stored beside the weights are rebuilt from their hyperparameters."""
+    from ..serialization import CheckpointError
+    from ..training import model_from_checkpoint
+
+    purpose = "encoder checkpoint (an EncoderModule Lightning checkpoint)"
+
+    def build(data: dict, hparams: dict, frozen: FrozenGenerator) -> Inverter:
+        try:
+            spec = data[SPEC_KEY] if SPEC_KEY in data else _spec_from_hparams(hparams)
+        except CheckpointError as error:
+            raise CheckpointError(f"{purpose} '{path}': {error}") from None
+        return Inverter(build_latent_encoder(spec, frozen), frozen)
+
+    return model_from_checkpoint(path, purpose, "hyper_parameters", "decoder.", build, generator,
+                                 model_prefix="inverter.")
