@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
 	$(BIN)/python -m pip install -q $(PIP_C) torch torchvision
 	$(BIN)/python -m pip install -q $(PIP_C) -e ".[test]"
+	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], \
+		"stylegan_lightning_import_hook.pth").write_text("import stylegan_lightning\n")'  # any import order works
 	touch $(STAMP)
 
 env: $(STAMP)  ## create / update the virtual environment

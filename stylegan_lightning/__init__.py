@@ -1,5 +1,7 @@
 """stylegan-lightning: compress, invert and edit faces with a frozen StyleGAN2 prior (PyTorch Lightning)."""
 
-from . import _torchvision_compat  # noqa: F401  (must run before anything imports torchvision)
+from ._import_hook import install_torchvision_hook
+
+install_torchvision_hook()  # torchvision (and lightning, torchmetrics... that import it) loads in any import order
 
 __version__ = "0.1.0"

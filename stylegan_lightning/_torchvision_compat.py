@@ -3,9 +3,10 @@
 On a CPU-only PyTorch build the only torchvision wheel pinned to it may be a CUDA build whose ``_C`` library
 does not load. torchvision then fails at import time while registering fake kernels for ``torchvision::nms``
 and ``torchvision::qnms`` -- and so does every package importing it (lightning, torchmetrics, lpips, timm,
-compressai). This module must be imported before any of those. When ``_C`` loads normally it does nothing;
-otherwise it declares the two op schemas and registers a plain PyTorch CPU ``nms`` kernel, after which
-torchvision's models, transforms and ops import and work (its image decoding does not: use Pillow).
+compressai). :func:`install` must run before any of those import it (:mod:`._import_hook` sees to that). When
+``_C`` loads normally it does nothing; otherwise it declares the two op schemas and registers a plain PyTorch CPU
+``nms`` kernel, after which torchvision's models, transforms and ops import and work (its image decoding does
+not: use Pillow).
 """
 
 from __future__ import annotations
@@ -64,5 +65,3 @@ def install() -> None:
     lib.impl("nms", _nms_reference, "CPU")
     _LIBRARY = lib
 
-
-install()

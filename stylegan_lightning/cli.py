@@ -22,7 +22,10 @@ from typing import Any, Callable
 
 import yaml
 
-from .serialization import CheckpointError
+from . import __version__
+from .errors import CheckpointError, UsageError
+from .options import (finite_float, generator_size, nonnegative_int, output_file, output_folder, positive_int,
+                      truncation)
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,6 @@ def tool(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser]
     return register
 
 
-class UsageError(ValueError):
-    """Bad command-line or configuration input."""
-
-
 # ------------------------------------------------------------------------------------------------ convert
 def _convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="generator file: rosinality .pt, NVlabs .pkl, pSp/e4e/HyperStyle .pt, "
@@ -64,6 +63,7 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 @tool("convert", "convert a generator checkpoint to the rosinality .pt layout", _convert_arguments)
 def _convert(args: argparse.Namespace) -> int:
+    output_file(args.destination, "DESTINATION", suffixes=(".pt", ".pth"), not_same_as={"SOURCE": args.source})
     import torch
 
     from .stylegan2 import convert_checkpoint
@@ -99,27 +99,40 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ sample
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:1 ..."
+
+
+def _random_generator_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The architecture options of a randomly initialised generator (``sample`` and ``init-generator``)."""
+    parser.add_argument("--size", type=generator_size, default=64, help=f"resolution {what} (a power of two)")
+    parser.add_argument("--style-dim", type=positive_int, default=512, help=f"width of z and w {what}")
+    parser.add_argument("--n-mlp", type=positive_int, default=8, help=f"mapping-network layers {what}")
+    parser.add_argument("--channel-multiplier", type=positive_int, default=2,
+                        help=f"channel multiplier {what} (2 = config-f)")
+    parser.add_argument("--channel-max", type=positive_int, default=None,
+                        help=f"cap on the channels of every layer {what} (default: 512)")
+
+
 def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", default=None,
                         help="generator file; without it a randomly initialised generator is built from --size etc.")
-    parser.add_argument("--size", type=int, default=64, help="resolution of a random generator")
-    parser.add_argument("--style-dim", type=int, default=512)
-    parser.add_argument("--n-mlp", type=int, default=8)
-    parser.add_argument("--channel-multiplier", type=int, default=2)
-    parser.add_argument("--channel-max", type=int, default=None)
+    _random_generator_arguments(parser, "of a random generator")
     parser.add_argument("--init-seed", type=int, default=0, help="seed of a random generator's weights")
-    parser.add_argument("--n", type=int, default=16, help="number of images")
-    parser.add_argument("--nrow", type=int, default=None, help="images per grid row")
-    parser.add_argument("--truncation", type=float, default=1.0)
+    parser.add_argument("--n", type=positive_int, default=16, help="number of images")
+    parser.add_argument("--nrow", type=positive_int, default=None, help="images per grid row (default: about the "
+                                                                        "square root of --n)")
+    parser.add_argument("--truncation", type=truncation, default=1.0,
+                        help="truncation psi: w_avg + psi (w - w_avg), in [-4, 4]; 1 = none, 0 = the average face")
     parser.add_argument("--seed", type=int, default=0, help="seed of the z samples")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--noise", choices=["const", "random", "zero"], default="const")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument("--out", default="outputs/samples.png", help="grid image to write")
-    parser.add_argument("--truncation-sweep", type=float, nargs="+", default=None, metavar="PSI",
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per generator batch")
+    parser.add_argument("--noise", choices=["const", "random", "zero"], default="const",
+                        help="noise inputs: the generator's stored maps, fresh random ones, or none")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--out", default="outputs/samples.png", help="grid image to write (.png, .jpg, .webp ...)")
+    parser.add_argument("--truncation-sweep", type=truncation, nargs="+", default=None, metavar="PSI",
                         help="also write OUT_truncation.png: the first --sweep-n samples (rows) at each truncation "
                              "PSI (columns), e.g. 1 0.7 0.5 0")
-    parser.add_argument("--sweep-n", type=int, default=4, help="rows of the truncation sweep")
+    parser.add_argument("--sweep-n", type=positive_int, default=4, help="rows of the truncation sweep")
 
 
 @tool("sample", "sample a grid of images from a generator and print timings", _sample_arguments)
@@ -132,6 +145,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.truncation_sweep is not None and not 1 <= args.sweep_n <= args.n:
         raise UsageError(f"--sweep-n must be in 1..--n ({args.n}), got {args.sweep_n}")
+    output_file(args.out)
     device = select_device(args.device)
     with Timer() as load_timer:
         if args.generator:
@@ -178,18 +192,15 @@ def _ops_summary(device) -> str:
 # ------------------------------------------------------------------------------------------------ init-generator
 def _init_generator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output rosinality .pt")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--style-dim", type=int, default=512)
-    parser.add_argument("--n-mlp", type=int, default=8)
-    parser.add_argument("--channel-multiplier", type=int, default=2)
-    parser.add_argument("--channel-max", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mean-samples", type=int, default=10000, help="z samples for latent_avg")
+    _random_generator_arguments(parser, "of the generator")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and of the latent_avg samples")
+    parser.add_argument("--mean-samples", type=positive_int, default=10000, help="z samples for latent_avg")
 
 
 @tool("init-generator", "write a randomly initialised generator (seeded) for synthetic-data experiments and demos",
       _init_generator_arguments)
 def _init_generator(args: argparse.Namespace) -> int:
+    output_file(args.out, "OUT", suffixes=(".pt", ".pth"))
     import torch
 
     from .stylegan2 import Generator, save_generator
@@ -211,8 +222,8 @@ INVERSION_OPTIONS = {"iters": ("--iters", "n_iters"), "w_encoder": ("--w-encoder
 
 def _inversion_option_arguments(parser: Any) -> None:
     """``--iters`` / ``--w-encoder`` on a parser or an argument group."""
-    parser.add_argument("--iters", type=int, default=None, help="hyperstyle: refinement iterations (default: the "
-                                                                "model's, 5 for official files)")
+    parser.add_argument("--iters", type=positive_int, default=None, help="hyperstyle: refinement iterations "
+                                                                         "(default: the model's, 5 for official files)")
     parser.add_argument("--w-encoder", default=None, help="hyperstyle: W-encoder file, when the checkpoint's opts "
                                                           "do not point at an existing one")
 
@@ -256,8 +267,8 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", default=None, help="generator file if the checkpoint's is elsewhere")
     parser.add_argument("--resolution", type=int, default=None, help="read images at this size (default: the "
                                                                         "generator's)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images per inversion batch")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--no-images", action="store_true", help="write latents.pt and the grid only")
 
 
@@ -270,6 +281,7 @@ def _invert(args: argparse.Namespace) -> int:
     from .utils import Timer, format_table, save_image, select_device
 
     options = _inversion_options(args)
+    out = output_folder(args.out)
     device = select_device(args.device)
     model = load_inversion_model(args.checkpoint, args.method, args.generator, **options).to(device)
     generator = model.decoder
@@ -281,7 +293,6 @@ def _invert(args: argparse.Namespace) -> int:
             latents.append(w_plus.cpu())
             reconstructions.append(reconstruction.clamp(-1, 1).cpu())
     w_plus, reconstructions = torch.cat(latents), torch.cat(reconstructions)
-    out = Path(args.out)
     save_latents(out / "latents.pt", keys, w_plus, args.method, args.checkpoint, generator.generator.config)
     targets = torch.nn.functional.interpolate(images, size=reconstructions.shape[-2:], mode="bilinear",
                                               align_corners=False) if images.shape[-1] != generator.size else images
@@ -316,29 +327,36 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     _inversion_option_arguments(source)
     edit = parser.add_argument_group("the edit (an InterFaceGAN-style direction, or a GANSpace component)")
     edit.add_argument("--direction", default=None, help="direction file: InterFaceGAN .npy, e4e .pt, or ours")
-    edit.add_argument("--layers", default=None, help="W+ layers to edit, e.g. 0-7 or 0,1,2 (default: all)")
+    edit.add_argument("--layers", default=None,
+                      help="W+ layers to edit: '5', '0-7' (inclusive), '8-' (to the last), '0:8' (half-open) or a "
+                           "comma-separated list of those; a negative index counts from the last layer (-1 = the "
+                           "last); default: all")
     edit.add_argument("--ganspace", default=None, help="PCA file (e4e-style .pt dict or GANSpace .npz)")
-    edit.add_argument("--component", type=int, default=0, help="GANSpace component index")
-    edit.add_argument("--start", type=int, default=0, help="first W+ layer of a GANSpace edit")
-    edit.add_argument("--end", type=int, default=None, help="end (exclusive) W+ layer of a GANSpace edit")
+    edit.add_argument("--component", type=nonnegative_int, default=0,
+                      help="GANSpace component index, 0 = the largest variance")
+    edit.add_argument("--start", type=nonnegative_int, default=0, help="first W+ layer of a GANSpace edit")
+    edit.add_argument("--end", type=positive_int, default=None,
+                      help="end (exclusive) W+ layer of a GANSpace edit (default: after the last)")
     edit.add_argument("--ganspace-mode", choices=["set", "shift"], default="shift",
                       help="set: the component coordinate becomes the strength (e4e); shift: move by strength * std")
     styleae = parser.add_argument_group("a StyleAE edit (--method styleae)")
     styleae.add_argument("--styleae", default=None, help="StyleAE file (or StyleAEModule checkpoint)")
     styleae.add_argument("--attribute", default=None, help="the attribute to edit (a name the StyleAE knows)")
-    styleae.add_argument("--value", type=float, nargs="+", default=None,
+    styleae.add_argument("--value", type=finite_float, nargs="+", default=None,
                          help="target value(s) of the attribute in its own units (probability for binary "
                               "attributes, e.g. years for an age); one grid column each")
-    styleae.add_argument("--shift", type=float, nargs="+", default=None,
+    styleae.add_argument("--shift", type=finite_float, nargs="+", default=None,
                          help="instead of --value: move the attribute's code coordinate by these amounts (labels "
                               "span [-1, 1])")
     styleae.add_argument("--keep-residual", action="store_true",
                          help="add back the autoencoder's reconstruction error w - D(E(w)), so a zero shift "
                               "returns the input code exactly")
-    parser.add_argument("--strengths", type=float, nargs="+", default=[-3.0, -1.5, 0.0, 1.5, 3.0])
-    parser.add_argument("--out", default="outputs/edit")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--strengths", type=finite_float, nargs="+", default=[-3.0, -1.5, 0.0, 1.5, 3.0],
+                        help="edit strengths, one grid column each (direction units, or GANSpace standard "
+                             "deviations with --ganspace-mode shift)")
+    parser.add_argument("--out", default="outputs/edit", help="folder for edit_grid.png and strips/")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images per inversion batch")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def _styleae_edits(args: argparse.Namespace, style_dim: int):
@@ -390,13 +408,24 @@ def _latent_edits(args: argparse.Namespace, n_latent: int, style_dim: int):
 
     if args.method == "styleae":
         return _styleae_edits(args, style_dim)
+    from .editing.layers import resolve_layers
+
     if bool(args.direction) == bool(args.ganspace):
         raise UsageError("give exactly one of --direction or --ganspace")
     if args.direction:
+        try:
+            resolve_layers(args.layers, n_latent)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"--layers: {error}") from None
         direction = load_direction(args.direction, layers=args.layers)
         return lambda w_plus: apply_strengths(w_plus, direction, args.strengths, layers=args.layers,
                                               n_latent=n_latent)
     pca = load_pca(args.ganspace)
+    if args.component >= pca.n_components:
+        raise UsageError(f"--component {args.component}: the PCA file has components 0..{pca.n_components - 1}")
+    end = n_latent if args.end is None else args.end
+    if not args.start < end <= n_latent:
+        raise UsageError(f"--start {args.start} --end {end}: need start < end <= {n_latent} (the W+ layers)")
     return lambda w_plus: torch.stack([apply_ganspace(w_plus, pca, args.component, args.start, args.end, strength,
                                                       mode=args.ganspace_mode, n_latent=n_latent)
                                        for strength in args.strengths])
@@ -410,6 +439,7 @@ def _edit(args: argparse.Namespace) -> int:
     from .stylegan2 import FrozenGenerator
     from .utils import Timer, format_table, save_image, select_device
 
+    out = output_folder(args.out)
     device = select_device(args.device)
     inversion_method = args.inversion_method if args.method == "styleae" else args.method
     rows = []  # per image: its edited images [S, 3, H, W]
@@ -444,7 +474,6 @@ def _edit(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --latents (with --generator) or --images (with --checkpoint)")
     grid = torch.stack(rows).flatten(0, 1)  # image-major: each row one image, each column one strength
-    out = Path(args.out)
     columns = _edit_columns(args)
     save_image(grid, out / "edit_grid.png", nrow=len(columns))
     for key, strip in zip(keys, rows):
@@ -654,10 +683,22 @@ def checkpoint_hyperparameters(path: Path, user_class_path: str | None = None) -
 
 
 # ------------------------------------------------------------------------------------------------ driver
+class ToolParser(argparse.ArgumentParser):
+    """argparse with the defaults shown in ``--help`` and every error as one line (exit status 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command's parser; with ``command``, only that tool's options are added (all tools are listed)."""
-    parser = argparse.ArgumentParser(prog="stylegan-lightning", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = ToolParser(prog="stylegan-lightning", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"stylegan-lightning {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ToolParser)
     for name, help_text in LIGHTNING_COMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
     for entry in TOOLS.values():
@@ -670,24 +711,61 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
+    config = Path(path).expanduser()
+    if not config.is_file():
+        raise UsageError(f"config file '{path}' {'is a directory' if config.is_dir() else 'does not exist'}")
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise UsageError(f"config file '{path}' does not exist") from None
+        values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UsageError(f"config file '{path}' is not a text (YAML) file") from None
     except yaml.YAMLError as error:
-        raise UsageError(f"config file '{path}' is not valid YAML: {error}") from None
+        raise UsageError(f"config file '{path}' is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(values, dict):
         raise UsageError(f"config file '{path}' must hold a mapping of option: value")
     if isinstance(values.get(sub.prog.split()[-1]), dict):  # a section named after the tool
         values = values[sub.prog.split()[-1]]
     elif any(section in values for section in CONFIG_SECTIONS):
         values = {k: v for k, v in values.items() if k not in CONFIG_SECTIONS}
-    known = {action.dest for action in sub._actions}
+    actions = {action.dest: action for action in sub._actions}
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - known - {"config"})
+    unknown = sorted(set(values) - set(actions) - {"config"})
     if unknown:
-        raise UsageError(f"config file '{path}': unknown option(s) {unknown}; known: {sorted(known - {'help'})}")
-    sub.set_defaults(**values)
+        raise UsageError(f"config file '{path}': unknown option(s) {unknown}; known: {sorted(set(actions) - {'help'})}")
+    sub.set_defaults(**{dest: _config_value(actions[dest], value, path) for dest, value in values.items()
+                        if dest != "config"})
+
+
+def _config_value(action: argparse.Action, value: Any, path: str) -> Any:
+    """A config file's ``value`` for ``action``, checked and converted exactly as the same flag on the command line
+    would be (its type, its choices, one value or a list)."""
+    where = f"config file '{path}': {action.dest}"
+
+    def one(item: Any) -> Any:
+        if isinstance(item, (dict, list)) or (isinstance(item, bool) and action.type is not None):
+            raise UsageError(f"{where}: expected a single {getattr(action.type, '__name__', 'value')}, got {item!r}")
+        if action.type is not None and item is not None:
+            try:
+                item = action.type(str(item))
+            except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+                raise UsageError(f"{where}: {error or f'invalid value {item!r}'}") from None
+        if action.choices is not None and item not in action.choices:
+            raise UsageError(f"{where}: {item!r} is not one of {list(action.choices)}")
+        return item
+
+    if action.nargs == 0:  # store_true / store_false
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        if action.nargs == "+" and not items:
+            raise UsageError(f"{where}: expected at least one value")
+        return [one(item) for item in items]
+    if isinstance(action, argparse._AppendAction):
+        return None if value is None else [one(item) for item in (value if isinstance(value, list) else [value])]
+    return one(value)
 
 
 def parse_tool_arguments(argv: list[str]) -> argparse.Namespace:
@@ -728,7 +806,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command in LIGHTNING_COMMANDS:
             return run_lightning(None if from_command_line else argv)
-        args = parse_tool_arguments(argv)
+        try:
+            args = parse_tool_arguments(argv)
+        except SystemExit as exit:  # argparse: --help, --version (0) or a bad flag (2, its message printed)
+            return int(exit.code or 0)
         if args.command is None:
             build_parser().print_help()
             return 2
@@ -742,5 +823,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> Any:
-    """Console-script entry point."""
-    raise SystemExit(main(argv))
+    """Console-script entry point. Output cut short by the reader (``stylegan-lightning weights | head -1``) ends
+    quietly."""
+    import os
+
+    try:
+        status = main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        status = 0
+    raise SystemExit(status)

@@ -24,13 +24,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-
-class CheckpointError(ValueError):
-    """A weight file is missing, unreadable, or does not match the model it is loaded into."""
+from .errors import CheckpointError, UnsafeCheckpointError
 
 
-class UnsafeCheckpointError(CheckpointError):
-    """A weight file asks to import or run something that is not plain data; it was not loaded."""
 
 
 def require_file(path: str | Path, purpose: str) -> Path:

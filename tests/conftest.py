@@ -42,6 +42,15 @@ def single_thread():
 
 
 @pytest.fixture
+def no_tf32():
+    """Full float32 precision in cuDNN and cuBLAS (TF32 off) for CUDA-versus-CPU comparisons; restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture
 def tiny_generator():
     """Factory for small random generators: ``tiny_generator(size=32, seed=0, **kwargs)``."""
     from stylegan_lightning.stylegan2 import Generator

@@ -121,10 +121,10 @@ def test_sample_truncation_sweep(tmp_path, tiny_generator, capsys):
     sweep = truncation_sweep(frozen, 3, [1.0, 0.5, 0.0], seed=2)
     assert sweep.shape == (9, 3, 16, 16)
     samples = sample_images(frozen, 5, 1.0, seed=2)
-    torch.testing.assert_close(sweep[0::3], samples.images[:3], atol=1e-5, rtol=0)
-    torch.testing.assert_close(sweep[2::3], frozen(frozen.latent_avg[None].expand(3, -1)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(sweep[0::3], samples.images[:3], atol=1e-4, rtol=0)
+    torch.testing.assert_close(sweep[2::3], frozen(frozen.latent_avg[None].expand(3, -1)), atol=1e-4, rtol=0)
     half = frozen(frozen.latent_avg + 0.5 * (samples.w[:3] - frozen.latent_avg))
-    torch.testing.assert_close(sweep[1::3], half, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sweep[1::3], half, atol=1e-4, rtol=0)  # batches of 9 vs 3
     assert float((sweep[1] - sweep[4]).abs().mean()) > 1e-3  # rows differ away from ψ = 0
 
     path = save_generator(tmp_path / "g.pt", tiny_generator(size=16))

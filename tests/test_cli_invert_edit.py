@@ -39,7 +39,7 @@ def test_invert_writes_exact_latents(tmp_path, bundle_files, capsys):
     assert data["keys"] == keys and len(keys) == 6
     with torch.no_grad():
         expected = inverter.encode(images)
-    assert torch.allclose(data["w_plus"], expected, atol=1e-5)
+    assert torch.allclose(data["w_plus"], expected, atol=1e-4)  # batches of 4 + 2 vs 6
     assert len(list((out / "reconstructions").glob("*.png"))) == 6
     assert "mean PSNR" in capsys.readouterr().out
 

@@ -133,7 +133,7 @@ def test_short_fit_then_invert_and_edit_with_method_gradstyle(files, tmp_path, c
     assert main(["invert", "--checkpoint", str(checkpoint), "--method", "gradstyle", "--images", str(SAMPLES),
                  "--out", str(out), "--device", "cpu"]) == 0
     latents = load_latents(out / "latents.pt")
-    assert latents["keys"] == keys and torch.allclose(latents["w_plus"], w_expected, atol=1e-5)
+    assert latents["keys"] == keys and torch.allclose(latents["w_plus"], w_expected, atol=1e-4)
     png = np.asarray(Image.open(out / "reconstructions" / Path(keys[0]).with_suffix(".png"))).astype(np.int16)
     expected = ((rec_expected[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
     assert np.abs(png - expected).max() <= 1

@@ -102,5 +102,5 @@ def test_two_process_gloo_equals_single_process(tmp_path):
         single = evaluate(slice(0, None, 1))
     assert ranks[0] == ranks[1]  # every process reports the synchronised value
     for name, value in single.items():
-        assert ranks[0][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+        assert ranks[0][name] == pytest.approx(value, rel=1e-5, abs=1e-9), name
     assert single["landmark_failures"] == pytest.approx(1 / 6)

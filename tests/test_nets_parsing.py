@@ -164,6 +164,7 @@ def test_mapping_round_trip_on_celebamask_samples(shared_dir):
 
 
 @pytest.mark.cuda
+@pytest.mark.usefixtures("no_tf32")
 def test_parser_on_cuda_matches_cpu(parser_file):
     net, _ = parser_file
     parser = FaceParser(net, size=128)

@@ -9,7 +9,7 @@ import torch
 
 from stylegan_lightning.ops import bias_act, plugin_status, upfirdn2d
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]
 
 
 def _grid():

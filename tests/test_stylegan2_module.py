@@ -123,7 +123,7 @@ def test_ema_update_formula_exact():
     expected = ema_before.double() * decay + g_after.double() * (1 - decay)
     assert (expected - ema_before.double()).abs().max() > 1e-4  # the step is far above the tolerance
     # exact up to float32 rounding of the two multiply-adds
-    torch.testing.assert_close(module.generator_ema.conv1.conv.weight.double(), expected, rtol=2e-7, atol=1e-8)
+    torch.testing.assert_close(module.generator_ema.conv1.conv.weight.double(), expected, rtol=5e-7, atol=1e-8)
     assert not any(p.requires_grad for p in module.generator_ema.parameters())
     # rosinality's constant at batch 32 and the default 10 kimg half-life
     assert make_module().ema_decay(32) == pytest.approx(0.5 ** (32 / (10 * 1000)))

@@ -18,7 +18,7 @@ def compress_images(codec: ScalableFaceCodec, images: torch.Tensor, layers: int 
                     tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[CodecStream]:
     """Images [B, 3, H, W] in [-1, 1] -> one :class:`CodecStream` per image holding layers 1..``layers``
     (default all). The codec must be updated (:meth:`ScalableFaceCodec.update`). ``tokens``: the images'
-    :meth:`~ScalableFaceCodec.encode_tokens` output when the caller already has it."""
+    :meth:`~ScalableFaceCodec.encode_tokens_alone` output when the caller already has it."""
     check_images(images, "compress_images")
     layers = codec._check_layers(layers)
     height, width = images.shape[-2:]
@@ -75,7 +75,7 @@ def code_batch(codec: ScalableFaceCodec, images: torch.Tensor) -> CodedBatch:
     (the evaluation that the ``evaluate`` tool and the validation of ``CodecModule`` share). The codec must be in
     eval mode and updated."""
     with Timer(images.device) as timer:
-        tokens = codec.encode_tokens(check_images(images, "code_batch"))  # once, for the streams and likelihoods
+        tokens = codec.encode_tokens_alone(check_images(images, "code_batch"))  # for the streams and likelihoods
         streams = compress_images(codec, images, tokens=tokens)
     stream_sizes = [stream.sizes() for stream in streams]
     decoded, sizes, decode_seconds = [], [], []

@@ -177,6 +177,13 @@ class ScalableFaceCodec(nn.Module):
         w = self.encoder(images)
         return w, self.analysis(w - self.encoder.latent_avg)
 
+    def encode_tokens_alone(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode_tokens` one image at a time: the tokens a stream is coded from, so that an image's stream
+        never depends on what else was in the batch (batched convolutions may differ in the last bits, and a
+        rounding downstream turns that into a different symbol)."""
+        pairs = [self.encode_tokens(images[i:i + 1]) for i in range(images.shape[0])]
+        return torch.cat([w for w, _ in pairs]), torch.cat([y for _, y in pairs])
+
     def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
         """Decoded tokens of the first ``y_hat.shape[1]`` style vectors -> full W+ (the rest = w_avg)."""
         b, m = y_hat.shape[:2]
@@ -255,19 +262,20 @@ class ScalableFaceCodec(nn.Module):
     @torch.no_grad()
     def compress(self, images: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor] | None = None
                  ) -> tuple[list[LayerStrings], list[torch.Tensor]]:
-        """Entropy-code a batch. Returns, per image, its :class:`LayerStrings` and its quantised symbols
-        ``round(y - μ)`` [n_latent, C] (for checks; the receiver decodes exactly these). ``tokens``: the images'
-        :meth:`encode_tokens` output when the caller already has it."""
+        """Entropy-code a batch, each image exactly as if it were coded alone. Returns, per image, its
+        :class:`LayerStrings` and its quantised symbols ``round(y - μ)`` [n_latent, C] (for checks; the receiver
+        decodes exactly these). ``tokens``: the images' :meth:`encode_tokens_alone` output when the caller
+        already has it."""
         self._require_cdfs()
-        _, y = self.encode_tokens(images) if tokens is None else tokens
-        z = self.hyper_encoder(y, self.layer_ids)
+        _, y = self.encode_tokens_alone(images) if tokens is None else tokens
         results, all_symbols = [], []
         for i in range(images.shape[0]):  # one image at a time, as the receiver decodes
+            z = self.hyper_encoder(y[i:i + 1], self.layer_ids)
             hyper, strings, z_hats, y_hats, symbols = [], [], [], [], []
             for layer, group in enumerate(self.groups, start=1):
                 start, end = group[0], group[-1] + 1
                 bottleneck = self.hyper_bottlenecks[layer - 1]
-                z_layer = z[i:i + 1, start:end].transpose(1, 2)
+                z_layer = z[:, start:end].transpose(1, 2)
                 hyper.append(bottleneck.compress(z_layer)[0])
                 z_hats.append(bottleneck.decompress([hyper[-1]], (end - start,)).transpose(1, 2))
                 y_before = torch.cat(y_hats, dim=1) if y_hats else y[i:i + 1, :0]
