@@ -265,8 +265,8 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
     _inversion_option_arguments(parser)
     parser.add_argument("--out", default="outputs/invert", help="folder for latents.pt, reconstructions, grid.png")
     parser.add_argument("--generator", default=None, help="generator file if the checkpoint's is elsewhere")
-    parser.add_argument("--resolution", type=int, default=None, help="read images at this size (default: the "
-                                                                        "generator's)")
+    parser.add_argument("--resolution", type=positive_int, default=None,
+                        help="read images at this size (default: the generator's)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images per inversion batch")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--no-images", action="store_true", help="write latents.pt and the grid only")

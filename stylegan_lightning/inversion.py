@@ -115,11 +115,13 @@ def load_inversion_model(checkpoint: str, method: str = "encoder", generator: st
 
 
 def read_images(path: str | Path, resolution: int) -> tuple[list[str], torch.Tensor]:
-    """Images in [-1, 1] at ``resolution`` from one image file, a folder (recursive) or a zip archive."""
+    """Images in [-1, 1] at ``resolution`` (1..``MAX_RESOLUTION``) from one image file, a folder (recursive) or a
+    zip archive."""
     from .data import FaceImageDataset
-    from .data.imaging import decode_rgb, fit, image_to_tensor
+    from .data.imaging import check_resolution, decode_rgb, fit, image_to_tensor
     from PIL import Image
 
+    resolution = check_resolution(resolution)
     path = Path(path)
     if path.is_file() and path.suffix.lower() != ".zip":
         image = fit(decode_rgb(path.read_bytes(), str(path)), resolution, True, Image.Resampling.LANCZOS)

@@ -7,7 +7,11 @@
   on the list, or loading stops with :class:`UnsafeCheckpointError` before anything is called.
 - :func:`require_file` turns a missing weight file into an error that says which file and what it is for.
 - :func:`load_state_strict` loads a state dict requiring exactly the module's keys and shapes, with one error
-  naming every mismatch.
+  naming every mismatch; :func:`check_before_building` runs the same comparison on a copy of the module built on
+  the meta device, so a file whose stored configuration asks for a huge network is refused before any memory is
+  allocated (the tensors a file really holds are bounded by its size); :func:`config_size` reads one size from a
+  stored configuration (a positive integer, else an error naming the file and the key);
+- :func:`check_finite` refuses a state dict holding NaN or infinite values, naming the first bad tensor.
 - :func:`cpu_state` is the writing side: a module's state as CPU copies in which shared weights stay shared, so a
   file holds each of them once.
 """
@@ -25,8 +29,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, UnsafeCheckpointError
-
-
+from .utils.bounds import check_size
 
 
 def require_file(path: str | Path, purpose: str) -> Path:
@@ -50,6 +53,8 @@ def safe_torch_load(path: str | Path, purpose: str = "checkpoint") -> Any:
             f"{purpose}: '{path}' contains objects other than tensors and plain data, so it was not loaded "
             f"(refused by torch.load(weights_only=True): {str(error).splitlines()[0]})"
         ) from error
+    except RecursionError:
+        raise CheckpointError(f"{purpose}: '{path}' is nested too deeply to be a weight file") from None
     except Exception as error:  # corrupt input surfaces as IndexError, KeyError, UnicodeDecodeError, MemoryError...
         raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file "
                               f"({type(error).__name__}: {error})") from error
@@ -121,6 +126,8 @@ def restricted_pickle_load(
             return _AllowListUnpickler(handle, allowed, purpose).load()
         except CheckpointError:  # refused globals, and stand-ins that recognise a format (e.g. TensorFlow)
             raise
+        except RecursionError:
+            raise CheckpointError(f"{purpose}: '{path}' is nested too deeply to be a weight file") from None
         except Exception as error:  # corrupt input: IndexError, KeyError, OverflowError, MemoryError, ...
             raise CheckpointError(f"{purpose}: '{path}' is not a readable pickle "
                                   f"({type(error).__name__}: {error})") from error
@@ -134,17 +141,14 @@ def _names(names: list[str], limit: int = 12) -> str:
     return shown + (f", ... (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str) -> nn.Module:
-    """Load ``state`` into ``module`` requiring exactly its keys and shapes.
-
-    BatchNorm ``num_batches_tracked`` counters may be absent (old files); they keep the module's value. Any
-    missing, unexpected, mis-shaped or non-tensor entry gives one :class:`CheckpointError` naming them all.
-    """
+def check_state(module: nn.Module, state: Mapping[str, Any], purpose: str) -> None:
+    """Raise one :class:`CheckpointError` naming every key of ``state`` that is missing, unexpected, mis-shaped or
+    not a tensor for ``module`` (which may live on the meta device: only shapes are compared)."""
     expected = module.state_dict()
     problems = []
-    not_tensors = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
     missing = sorted(k for k in expected if k not in state and not k.endswith(OPTIONAL_BUFFERS))
-    unexpected = sorted(k for k in state if k not in expected)
+    unexpected = sorted(str(k) for k in state if k not in expected)
     shapes = sorted(f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})" for k in expected
                     if isinstance(state.get(k), torch.Tensor) and state[k].shape != expected[k].shape)
     for label, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes),
@@ -153,6 +157,62 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str)
             problems.append(f"{len(names)} {label}: {_names(names)}")
     if problems:
         raise CheckpointError(f"{purpose}: the weights do not match the network ({'; '.join(problems)})")
+
+
+def check_before_building(build: Callable[[], nn.Module], state: Mapping[str, Any], purpose: str) -> None:
+    """Run ``build()`` on the meta device (no memory is allocated) and :func:`check_state` the result against
+    ``state``: a stored configuration that asks for more (or other) weights than the file holds is refused before
+    the real module is built. ``TypeError`` / ``ValueError`` / ``AssertionError`` from ``build`` become a
+    :class:`CheckpointError`."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except (TypeError, ValueError, AssertionError) as error:
+        raise CheckpointError(f"{purpose}: invalid configuration ({error})") from None
+    check_state(module, state, purpose)
+
+
+def config_size(config: Mapping[str, Any], key: str, purpose: str, limit: int | None = None) -> int:
+    """``config[key]`` as a positive integer (at most ``limit``), else a :class:`CheckpointError` naming
+    ``purpose`` (which names the file) and the key."""
+    if not isinstance(config, Mapping) or key not in config:
+        raise CheckpointError(f"{purpose}: the stored configuration has no {key!r}")
+    return check_size(config[key], f"{purpose}: configuration {key!r}", limit, CheckpointError)
+
+
+def config_mapping(config: Mapping[str, Any], key: str, purpose: str) -> Mapping[str, Any]:
+    """``config[key]`` when it is a mapping, else a :class:`CheckpointError` naming ``purpose`` and the key."""
+    value = config.get(key) if isinstance(config, Mapping) else None
+    if not isinstance(value, Mapping):
+        raise CheckpointError(f"{purpose}: the stored configuration has no {key!r} mapping")
+    return value
+
+
+def config_size_list(config: Mapping[str, Any], key: str, purpose: str, limit: int) -> list[int]:
+    """``config[key]`` as a list of at most ``limit`` positive integers (each also at most ``limit``), else a
+    :class:`CheckpointError` naming ``purpose`` and the key."""
+    value = config.get(key) if isinstance(config, Mapping) else None
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= limit:
+        raise CheckpointError(f"{purpose}: configuration {key!r} must be a list of 1..{limit} positive integers")
+    return [check_size(item, f"{purpose}: configuration {key!r} entry", limit, CheckpointError) for item in value]
+
+
+def check_finite(state: Mapping[str, Any], purpose: str) -> None:
+    """Raise :class:`CheckpointError` naming the first floating-point tensor of ``state`` holding NaN or Inf."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{purpose}: tensor {key!r} holds NaN or infinite values")
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, Any], purpose: str) -> nn.Module:
+    """Load ``state`` into ``module`` requiring exactly its keys and shapes.
+
+    BatchNorm ``num_batches_tracked`` counters may be absent (old files); they keep the module's value. Any
+    missing, unexpected, mis-shaped or non-tensor entry gives one :class:`CheckpointError` naming them all
+    (:func:`check_state`).
+    """
+    check_state(module, state, purpose)
+    expected = module.state_dict()
     complete = {k: v for k, v in expected.items() if k not in state}
     complete.update(state)
     module.load_state_dict(complete, strict=True)

@@ -15,9 +15,15 @@ All integers are big-endian; lengths are unsigned LEB128 varints (1 byte below 1
     ...     2     u16 CRC-16 of every header byte before it
     ...           payloads: hyper_1 symbols_1 hyper_2 symbols_2 ... (layer payload = hyper_k + symbols_k)
 
+Bounds: height and width must each be at most ``MAX_OUTPUT_SCALE`` (4) times the resolution field, and the
+resolution field must equal the decoding model's generator resolution (checked by
+:func:`~.coding.check_stream`), so a forged header cannot ask for a huge image: every stream is refused with
+:class:`BitstreamError` before anything is decoded or allocated. Writers refuse such streams as well.
+
 Scalability: a stream cut right after layer j's payload (j < k) still decodes layers 1..j; :meth:`CodecStream
 .truncate` writes a proper j-layer stream. Anything else wrong -- wrong magic or version, a damaged header, a
-payload cut inside a layer, damaged payload bytes (CRC-16 / CCITT, ``binascii.crc_hqx``) -- raises
+payload cut inside a layer, damaged payload bytes (CRC-16 / CCITT, ``binascii.crc_hqx``), an image size above the
+bound -- raises
 :class:`BitstreamError`, before any entropy decoding.
 """
 
@@ -28,16 +34,27 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.bounds import check_size
 from .model import LayerStrings
 
 MAGIC = b"SGLC"
 FORMAT_VERSION = 1
 SUFFIX = ".sglc"
 _FIXED = struct.Struct(">4sB8sHHHBB")
+MAX_OUTPUT_SCALE = 4  # a stream's height and width are at most this many times its generator resolution
 
 
 class BitstreamError(ValueError):
     """A codec stream that cannot be decoded (see :mod:`.bitstream` for the cases)."""
+
+
+def check_image_size(resolution: int, height: int, width: int) -> None:
+    """Raise :class:`BitstreamError` unless ``height`` and ``width`` are in 1..``MAX_OUTPUT_SCALE * resolution``."""
+    check_size(resolution, "the stream's generator resolution", 0xFFFF, BitstreamError)
+    limit = MAX_OUTPUT_SCALE * resolution
+    for name, value in (("height", height), ("width", width)):
+        check_size(value, f"image {name} (at most {MAX_OUTPUT_SCALE} x the {resolution} px generator resolution)",
+                   limit, BitstreamError)
 
 
 def crc16(data: bytes) -> int:
@@ -89,9 +106,7 @@ class CodecStream:
             raise ValueError(f"a stream holds 1..{self.total_layers} layers, got {len(self.layers)}")
         if any(not h and not y for h, y in zip(self.layers.hyper, self.layers.symbols)):
             raise ValueError("every layer of a stream needs a non-empty payload")
-        for name, value in (("resolution", self.resolution), ("height", self.height), ("width", self.width)):
-            if not 1 <= value <= 0xFFFF:
-                raise ValueError(f"{name} must be in 1..65535, got {value}")
+        check_image_size(self.resolution, self.height, self.width)
 
     @property
     def n_layers(self) -> int:
@@ -152,6 +167,7 @@ class CodecStream:
         if not 1 <= count <= total or min(resolution, height, width) == 0:
             raise BitstreamError(f"damaged header: {count} of {total} layers, resolution {resolution}, "
                                  f"size {height}x{width}")
+        check_image_size(resolution, height, width)
         hyper, symbols = [], []
         for layer, (hyper_length, symbol_length, checksum) in enumerate(entries, start=1):
             end = offset + hyper_length + symbol_length

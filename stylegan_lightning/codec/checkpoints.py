@@ -10,6 +10,10 @@ Layout (``torch.save``; read back with ``weights_only=True``)::
 
 A Lightning checkpoint of ``CodecModule`` holds the same ``spec`` under ``"codec_spec"`` and the state under
 ``"codec."`` in its ``state_dict``.
+
+Before anything is built, the ``spec`` sizes must be positive integers (``depth`` and the encoder's ``blocks`` at
+most the number of stored tensors) and the codec it describes is compared with the stored tensor shapes on the meta
+device, so a forged ``spec`` cannot ask for more memory than the file holds (:class:`CheckpointError` otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any, Mapping
 import torch
 
 from ..encoders.inverter import build_latent_encoder, encoder_spec
-from ..serialization import CheckpointError, cpu_state, load_state_strict, safe_torch_load
+from ..serialization import (CheckpointError, check_before_building, config_mapping, config_size, config_size_list,
+                             cpu_state, load_state_strict, safe_torch_load)
 from ..stylegan2.checkpoints import strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from .model import ScalableFaceCodec
@@ -38,6 +43,22 @@ def codec_spec(codec: ScalableFaceCodec) -> dict[str, Any]:
 def build_codec(generator: FrozenGenerator, spec: Mapping[str, Any]) -> ScalableFaceCodec:
     """A codec (random weights) of architecture ``spec`` over ``generator``."""
     return ScalableFaceCodec(generator, build_latent_encoder(spec["encoder"], generator), **spec["codec"])
+
+
+def check_codec_spec(spec: Any, purpose: str, n_tensors: int) -> None:
+    """Raise :class:`CheckpointError` (naming ``purpose`` and the key) unless every size in ``spec`` is a positive
+    integer; layer counts (``depth``, encoder ``blocks``) are at most ``n_tensors``, the tensors the file stores."""
+    codec, encoder = config_mapping(spec, "codec", purpose), config_mapping(spec, "encoder", purpose)
+    for key in ("hyper_channels", "dim", "heads", "code_channels"):
+        if key in codec and codec[key] is not None:
+            config_size(codec, key, purpose)
+    if "depth" in codec:
+        config_size(codec, "depth", purpose, n_tensors)
+    for key in ("input_size", "input_nc"):
+        if key in encoder:
+            config_size(encoder, key, purpose)
+    config_size_list(encoder, "blocks", purpose, n_tensors)
+    config_size_list(encoder, "channels", purpose, 2**20)
 
 
 def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
@@ -70,13 +91,23 @@ def load_codec(path: str | Path, map_location: str | torch.device = "cpu") -> Sc
     else:
         raise CheckpointError(f"{PURPOSE} '{path}': neither a codec file nor a CodecModule checkpoint "
                               f"(keys: {sorted(data)[:8]})")
-    try:
-        generator = FrozenGenerator.from_state(state, "generator.")
+    purpose = f"{PURPOSE} '{path}'"
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{purpose}: 'state_dict' is a {type(state).__name__}, not a dict")
+    check_codec_spec(spec, purpose, len(state))
+    generator = FrozenGenerator.from_state(state, "generator.")
+
+    def build() -> ScalableFaceCodec:
         codec = build_codec(generator, spec)
+        codec.resize_entropy_buffers(state)
+        return codec
+
+    check_before_building(build, state, purpose)
+    try:
+        codec = build()
     except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{PURPOSE} '{path}': cannot rebuild the codec ({error})") from error
-    codec.resize_entropy_buffers(state)
-    load_state_strict(codec, state, f"{PURPOSE} '{path}'")
+        raise CheckpointError(f"{purpose}: cannot rebuild the codec ({error})") from error
+    load_state_strict(codec, state, purpose)
     codec.invalidate_fingerprint()
     # a codec file's tables are the sender's, bit for bit: keep them; a training checkpoint may hold tables older
     # than its weights: rebuild them

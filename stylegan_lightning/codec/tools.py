@@ -25,7 +25,8 @@ import torch
 from ..cli import UsageError
 from ..data.errors import DatasetError
 from ..utils import Timer, format_table, save_image, select_device
-from .bitstream import SUFFIX, BitstreamError, CodecStream, read_stream, write_stream
+from ..utils.bounds import check_size
+from .bitstream import MAX_OUTPUT_SCALE, SUFFIX, BitstreamError, CodecStream, read_stream, write_stream
 from .checkpoints import load_codec
 from .coding import check_stream, code_batch, compress_images, decompress_stream, update_layer_metrics
 from .layers import layer_name
@@ -76,6 +77,15 @@ def _check_layer_count(layers: int | None, codec: ScalableFaceCodec) -> int | No
         raise UsageError(f"--layers must be in 1..{codec.n_layers} (the codec has {codec.n_layers} layers), "
                          f"got {layers}")
     return None if layers is None else int(layers)
+
+
+def _resolution(value: Any, codec: ScalableFaceCodec) -> int:
+    """``--resolution``: the generator's when not given, else a positive integer of at most ``MAX_OUTPUT_SCALE``
+    times it (the largest image a stream may describe)."""
+    size = codec.generator.size
+    if value is None:
+        return size
+    return check_size(value, "--resolution", MAX_OUTPUT_SCALE * size, UsageError)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -154,8 +164,8 @@ def compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=None,
                         help="write layers 1..K only (default: every layer of the codec)")
     parser.add_argument("--resolution", type=int, default=None,
-                        help="code the images at R x R (default: the generator's resolution); bits per pixel count "
-                             "these pixels")
+                        help="code the images at R x R, 1 <= R <= 4 x the generator's resolution (default: the "
+                             "generator's resolution); bits per pixel count these pixels")
     parser.add_argument("--batch-size", type=int, default=8, help="images per encoder batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
 
@@ -170,7 +180,7 @@ def run_compress(args: argparse.Namespace) -> int:
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
     layers = _check_layer_count(args.layers, codec) or codec.n_layers
-    resolution = args.resolution or codec.generator.size
+    resolution = _resolution(args.resolution, codec)
     sources = [open_images(source, resolution) for source in inputs]
     keys = [key for source_keys, _ in sources for key in source_keys]
     out = Path(args.out)
@@ -297,8 +307,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", default=None, help="an image file, a folder (recursive) or a .zip archive "
                                                        "(required)")
     parser.add_argument("--resolution", type=int, default=None,
-                        help="code the images at R x R (default: the generator's resolution); bits per pixel and "
-                             "every metric use these pixels")
+                        help="code the images at R x R, 1 <= R <= 4 x the generator's resolution (default: the "
+                             "generator's resolution); bits per pixel and every metric use these pixels")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images (sorted by path) only")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--masks", default=None,
@@ -397,7 +407,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     paths = _weight_paths(args.weights)
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
-    resolution = args.resolution or codec.generator.size
+    resolution = _resolution(args.resolution, codec)
     keys, read = open_images(args.images, resolution, args.masks)
     keys = keys[: args.limit]
     options = {"lpips_net": args.lpips_net, "identity_backend": args.id_backend}

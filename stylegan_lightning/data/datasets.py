@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from .errors import BadImageError, DatasetError
-from .imaging import RESAMPLE, decode_mask, decode_rgb, fit, image_to_tensor, mask_to_tensor, validate_bytes
+from .imaging import RESAMPLE, check_resolution, decode_mask, decode_rgb, fit, image_to_tensor, mask_to_tensor, validate_bytes
 from .labels import AttributeTable, load_attribute_table
 from .masks import MaskFolder
 from .sources import ImageSource, open_source
@@ -75,8 +75,7 @@ class FaceImageDataset(Dataset):
         validate: str = "full",
         num_threads: int | None = None,
     ):
-        if resolution < 1:
-            raise ValueError(f"resolution must be positive, got {resolution}")
+        resolution = check_resolution(resolution)
         if resample not in RESAMPLE:
             raise ValueError(f"resample must be one of {sorted(RESAMPLE)}, got {resample!r}")
         if missing_labels not in MISSING_LABEL_POLICIES:

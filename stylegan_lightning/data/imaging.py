@@ -8,6 +8,12 @@ reason, never as a bare Pillow exception. Colour handling:
 - EXIF orientation is applied when present;
 - other pixel modes (e.g. floating point ``F``) are refused.
 
+Bounds: an image whose header claims more than ``MAX_IMAGE_PIXELS`` (64 Mi pixels, 8192 x 8192; override with
+the environment variable ``STYLEGAN_LIGHTNING_MAX_IMAGE_PIXELS``) pixels is refused with
+:class:`~stylegan_lightning.data.errors.BadImageError` from its header alone, before any pixel is decoded;
+Pillow's own decompression-bomb warning (above ``PIL.Image.MAX_IMAGE_PIXELS``, about 89 Mpx) is an error here too.
+Output sizes (``resolution``) are at most ``MAX_RESOLUTION`` (4096) pixels a side (:func:`check_resolution`).
+
 Tensors: images are float32 ``[3, R, R]`` in [-1, 1] (``v / 127.5 - 1``, so 255 -> 1.0 and 0 -> -1.0 exactly),
 masks are int64 ``[R, R]`` class indices.
 """
@@ -15,12 +21,16 @@ masks are int64 ``[R, R]`` class indices.
 from __future__ import annotations
 
 import io
+import os
+import warnings
+from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import BadImageError
+from ..utils.bounds import check_size
+from .errors import BadImageError, DatasetError
 
 RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
             "bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}
@@ -28,16 +38,53 @@ _DIRECT_RGB = {"RGB", "L", "1", "CMYK", "YCbCr"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa"}
 _WIDE_GRAY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 MASK_MODES = {"L", "P", "I;16", "I;16L", "I;16B", "I;16N", "I"}
+MAX_IMAGE_PIXELS = 64 * 2**20  # width x height of an image file read by the toolkit (8192 x 8192)
+MAX_IMAGE_PIXELS_ENV = "STYLEGAN_LIGHTNING_MAX_IMAGE_PIXELS"
+MAX_RESOLUTION = 4096  # side of the images the toolkit reads images at (a 4096 x 4096 RGB float tensor: 201 MB)
+
+
+def check_resolution(resolution: object) -> int:
+    """``resolution`` as an int in 1..``MAX_RESOLUTION``, else :class:`DatasetError`."""
+    return check_size(resolution, "resolution", MAX_RESOLUTION, DatasetError)
+
+
+def max_image_pixels() -> int:
+    """The bound on an image's width x height: ``$STYLEGAN_LIGHTNING_MAX_IMAGE_PIXELS`` if set, else
+    ``MAX_IMAGE_PIXELS``."""
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not value:
+        return MAX_IMAGE_PIXELS
+    return check_size(int(value) if value.isdigit() else value, f"${MAX_IMAGE_PIXELS_ENV}", None, DatasetError)
+
+
+def open_bounded(file: str | IO[bytes], name: str) -> Image.Image:
+    """``Image.open(file)`` (lazy: no pixel is decoded), refused with :class:`BadImageError` when the header claims
+    more than :func:`max_image_pixels` pixels or trips Pillow's decompression-bomb check (an error here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(file)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+            raise BadImageError.for_file(name, f"too large to decode ({error})") from None
+    width, height = image.size
+    limit = max_image_pixels()
+    if width * height > limit:
+        image.close()
+        raise BadImageError.for_file(name, f"{width} x {height} image ({width * height} pixels) is above the "
+                                           f"{limit}-pixel limit (${MAX_IMAGE_PIXELS_ENV})")
+    return image
 
 
 def _open(data: bytes, name: str) -> Image.Image:
     if len(data) == 0:
         raise BadImageError.for_file(name, "empty file (0 bytes)")
     try:
-        return Image.open(io.BytesIO(data))
+        return open_bounded(io.BytesIO(data), name)
+    except BadImageError:
+        raise
     except UnidentifiedImageError:
         raise BadImageError.for_file(name, f"not an image Pillow can identify ({len(data)} bytes)") from None
-    except Exception as error:  # DecompressionBombError, broken headers, ...
+    except Exception as error:  # broken headers, ...
         raise BadImageError.for_file(name, f"unreadable header ({type(error).__name__}: {error})") from None
 
 

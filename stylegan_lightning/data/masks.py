@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import BadImageError, DatasetError
+from .imaging import open_bounded
 from .keys import KeyIndex
 
 CELEBAMASK_HQ_CLASSES = (
@@ -85,8 +86,10 @@ def combine_part_masks(anno_root: str | Path, index: int) -> Image.Image:
         if path is None:
             continue
         try:
-            with Image.open(path) as image:
+            with open_bounded(str(path), str(path)) as image:
                 on = np.asarray(image.convert("L")) >= 128
+        except BadImageError:
+            raise
         except Exception as error:
             raise BadImageError.for_file(str(path), f"unreadable part mask ({type(error).__name__}: {error})") \
                 from None

@@ -25,7 +25,10 @@ How the architecture is chosen:
 The encoder weights load strictly (one :class:`~stylegan_lightning.serialization.CheckpointError` naming every
 missing, unexpected or mis-shaped tensor); the decoder goes through
 :func:`~stylegan_lightning.stylegan2.checkpoints.build_generator` (architecture from the shapes).
-Files are read with ``torch.load(weights_only=True)`` only.
+Files are read with ``torch.load(weights_only=True)`` only. A stored encoder configuration must hold positive
+integer sizes (at most the number of stored tensors for the unit counts) and the encoder it describes is compared
+with the stored tensor shapes on the meta device before it is built, so a forged configuration cannot ask for more
+memory than the file holds.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, build_unfilled, cpu_state, load_state_strict, safe_torch_load
+from ..serialization import (CheckpointError, build_unfilled, check_before_building, config_size, config_size_list,
+                             cpu_state, load_state_strict, safe_torch_load)
 from ..stylegan2.checkpoints import build_generator, strip_prefix
 from ..stylegan2.frozen import FrozenGenerator
 from ..stylegan2.generator import Generator
@@ -142,8 +146,11 @@ def _encoder_arguments(kind: str, opts: Mapping[str, Any], encoder_state: Mappin
                        n_styles: int, style_dim: int, input_size: int | None) -> dict[str, Any]:
     own = opts.get(CONFIG_KEY)
     if isinstance(own, Mapping):
-        config = BackboneConfig(tuple(own["blocks"]), tuple(own["channels"]), own["mode"], int(own["input_nc"]))
-        size = int(own.get("input_size", DEFAULT_INPUT_SIZE))
+        where, limit = f"{PURPOSE} opts[{CONFIG_KEY!r}]", len(encoder_state)
+        config = BackboneConfig(tuple(config_size_list(own, "blocks", where, limit)),
+                                tuple(config_size_list(own, "channels", where, 2**20)), own["mode"],
+                                config_size(own, "input_nc", where))
+        size = config_size({"input_size": DEFAULT_INPUT_SIZE, **own}, "input_size", where)
     else:
         config = infer_backbone_config(encoder_state)
         if opts.get("encoder_type") in _READS_INPUT_NC and opts.get("input_nc") is not None:
@@ -189,11 +196,17 @@ def load_encoder(path: str | Path, kind: str | None = None, generator: FrozenGen
                               f"({decoder.size} px) takes {n_styles}")
     try:
         arguments = _encoder_arguments(kind, opts, data["encoder"], n_styles, style_dim, input_size)
+    except CheckpointError as error:
+        raise CheckpointError(f"'{path}': {error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{PURPOSE} '{path}': cannot build the {kind} encoder ({error})") from error
+    purpose = f"{PURPOSE} '{path}' ({ENCODER_CLASSES[kind].__name__}, {arguments})"
+    check_before_building(lambda: ENCODER_CLASSES[kind](**arguments), data["encoder"], purpose)
+    try:
         encoder = build_unfilled(ENCODER_CLASSES[kind], **arguments)
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot build the {kind} encoder ({error})") from error
-    load_state_strict(encoder, data["encoder"], f"{PURPOSE} '{path}' ({ENCODER_CLASSES[kind].__name__}, "
-                                                f"{arguments})")
+    load_state_strict(encoder, data["encoder"], purpose)
     start = opts.get("start_from_latent_avg")
     hyperstyle_w = (kind == "w" and CONFIG_KEY not in opts
                     and opts.get("encoder_type") != "BackboneEncoderUsingLastLayerIntoW")

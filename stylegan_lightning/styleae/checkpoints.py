@@ -1,7 +1,10 @@
 """StyleAE files: ``{"format", "version", "config", "state_dict"}`` (plain tensors, read with ``weights_only``).
 
 :func:`load_styleae` also reads ``StyleAEModule`` Lightning checkpoints (the config comes from their
-hyperparameters), so either can be given to the ``edit`` tool.
+hyperparameters), so either can be given to the ``edit`` tool. The stored sizes must be positive integers
+(``n_layers`` at most the number of stored tensors) and the network they describe is compared with the stored
+tensor shapes on the meta device before it is built, so a forged config cannot ask for more memory than the file
+holds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, cpu_state, load_state_strict, safe_torch_load
+from ..serialization import (CheckpointError, check_before_building, config_mapping, config_size, cpu_state,
+                             load_state_strict, safe_torch_load)
 from ..stylegan2.checkpoints import strip_prefix
 from .model import StyleAE
 
@@ -48,7 +52,7 @@ def load_styleae(path: str | Path) -> StyleAE:
         if not isinstance(version, int) or version > STYLEAE_VERSION:
             raise CheckpointError(f"{purpose}: '{path}' has version {version!r}; this release reads up to "
                                   f"{STYLEAE_VERSION}")
-        config, state = dict(data["config"]), dict(data["state_dict"])
+        config, state = dict(config_mapping(data, "config", f"{purpose} '{path}'")), dict(data["state_dict"])
     elif isinstance(data.get("hyper_parameters"), Mapping):
         state = strip_prefix(data["state_dict"], "model.")
         if "encoder.0.weight" not in state:
@@ -57,11 +61,18 @@ def load_styleae(path: str | Path) -> StyleAE:
         config = _config_from_hparams(data["hyper_parameters"], state)
     else:
         raise CheckpointError(f"{purpose}: '{path}' is neither a StyleAE file nor a StyleAEModule checkpoint")
+    where = f"{purpose} '{path}'"
+    config_size(config, "latent_dim", where)
+    if config.get("hidden_dim") is not None:
+        config_size(config, "hidden_dim", where)
+    if "n_layers" in config:
+        config_size(config, "n_layers", where, len(state))
+    check_before_building(lambda: StyleAE(**config), state, where)
     try:
         model = StyleAE(**config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{purpose}: '{path}' has an invalid config ({error})") from None
-    load_state_strict(model, state, f"{purpose} '{path}'")
+    load_state_strict(model, state, where)
     return model.eval()
 
 

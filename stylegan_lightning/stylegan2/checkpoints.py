@@ -10,10 +10,18 @@ Supported inputs (detected from the content, not the file name):
 The generator architecture is read from the tensor shapes (size, style_dim, n_mlp, channel layout); exports
 also record it under ``"generator_config"``. Only ``lr_mlp`` cannot be seen in the weights: it defaults to the
 official 0.01 and can be overridden.
+
+Hostile files are refused with a :class:`CheckpointError` naming the file before anything large is built: a
+stored ``generator_config`` must hold positive integers (``n_mlp`` at most the number of stored tensors) and a
+positive finite ``lr_mlp``, the network it describes is first built on the meta device and compared with the
+stored tensor shapes (so it can never ask for more memory than the file holds), and every generator tensor and
+``latent_avg`` must be finite (the first NaN / Inf tensor is named).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import zipfile
 from pathlib import Path
@@ -21,7 +29,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..serialization import CheckpointError, cpu_state, load_state_strict, require_file, safe_torch_load
+from ..serialization import (CheckpointError, check_before_building, check_finite, config_size, cpu_state,
+                             load_state_strict, require_file, safe_torch_load)
 from .discriminator import Discriminator
 from .generator import Generator, channel_layout
 from .nvlabs import discriminator_to_rosinality, generator_to_rosinality, read_nvlabs_pickle
@@ -29,6 +38,7 @@ from .nvlabs import discriminator_to_rosinality, generator_to_rosinality, read_n
 PURPOSE = "StyleGAN2 generator checkpoint"
 _GENERATOR_MARKERS = ("conv1.conv.weight", "to_rgb1.conv.weight", "input.input")
 _DISCRIMINATOR_MARKERS = ("final_conv.0.weight", "final_linear.1.weight", "convs.0.0.weight")
+_SIZE_KEYS = ("size", "style_dim", "n_mlp", "channel_multiplier", "channel_max")  # positive integers when given
 
 
 # ---------------------------------------------------------------------------------------------- reading files
@@ -49,8 +59,15 @@ def _is_plain_pickle(path: Path) -> bool:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a generator-bearing file into a normalised dict:
     ``{"generator": state_dict | None, "discriminator": state_dict | None, "latent_avg": tensor | None,
-    "config": dict}``."""
+    "config": dict}``; a generator tensor or ``latent_avg`` holding NaN / Inf raises :class:`CheckpointError`."""
     path = require_file(path, PURPOSE)
+    data = _read_checkpoint(path)
+    check_finite({**data["generator"], "latent_avg": data["latent_avg"]}, f"{PURPOSE} '{path}'")
+    return data
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """:func:`read_checkpoint` without the finiteness check."""
     if _is_plain_pickle(path):
         networks = read_nvlabs_pickle(path)
         generator_module = networks.get("G_ema") or networks.get("G")
@@ -64,11 +81,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     ckpt = safe_torch_load(path, PURPOSE)
     if not isinstance(ckpt, Mapping):
         raise CheckpointError(f"'{path}' holds a {type(ckpt).__name__}, not a checkpoint dict")
-    config = dict(ckpt.get("generator_config") or {})
+    config = ckpt.get("generator_config") or {}
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{PURPOSE} '{path}': 'generator_config' is a {type(config).__name__}, not a dict")
+    config = dict(config)
     latent_avg = ckpt.get("latent_avg")
+    if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
+        raise CheckpointError(f"{PURPOSE} '{path}': 'latent_avg' is a {type(latent_avg).__name__}, not a tensor")
     if "g_ema" in ckpt or "g" in ckpt:  # rosinality
-        generator = ckpt.get("g_ema") if ckpt.get("g_ema") is not None else ckpt["g"]
-        return {"generator": dict(generator), "discriminator": ckpt.get("d"), "latent_avg": latent_avg,
+        key = "g_ema" if ckpt.get("g_ema") is not None else "g"
+        if not isinstance(ckpt[key], Mapping):
+            raise CheckpointError(f"{PURPOSE} '{path}': {key!r} is a {type(ckpt[key]).__name__}, not a state dict")
+        return {"generator": dict(ckpt[key]), "discriminator": ckpt.get("d"), "latent_avg": latent_avg,
                 "config": config}
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, Mapping):
@@ -122,6 +146,8 @@ def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     if "to_rgbs.0.upsample.kernel" in state:
         sums = state["to_rgbs.0.upsample.kernel"].float().sum(1)
         blur_kernel = [round(float(v), 6) for v in (sums / sums[0])]
+    if size > 2048:  # rosinality's channel table ends there
+        raise CheckpointError(f"not a StyleGAN2 generator state dict: {n_blocks} to_rgbs blocks ({size} px)")
     cap_choices = [None] + sorted(set(observed.values()))
     for multiplier in (2, 1, 4, 8):
         for cap in cap_choices:
@@ -131,12 +157,32 @@ def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     raise CheckpointError(f"channel layout {observed} matches no rosinality layout (channel_multiplier, channel_max)")
 
 
+def check_generator_config(config: Mapping[str, Any], purpose: str, n_tensors: int) -> dict[str, Any]:
+    """``config`` (generator constructor arguments from a file) with its sizes checked: positive integers, ``n_mlp``
+    at most ``n_tensors`` (each mapping layer stores tensors), ``lr_mlp`` a positive finite number; a
+    :class:`CheckpointError` naming ``purpose`` and the key otherwise."""
+    checked = dict(config)
+    for key in _SIZE_KEYS:
+        if key in checked:  # None values were dropped by the caller
+            checked[key] = config_size(config, key, purpose, n_tensors if key == "n_mlp" else None)
+    lr_mlp = checked.get("lr_mlp")
+    if lr_mlp is not None and (isinstance(lr_mlp, bool) or not isinstance(lr_mlp, numbers.Real)
+                               or not math.isfinite(lr_mlp) or lr_mlp <= 0):
+        raise CheckpointError(f"{purpose}: configuration 'lr_mlp' must be a positive number, got {lr_mlp!r:.40}")
+    return checked
+
+
 def build_generator(state: Mapping[str, torch.Tensor], latent_avg: torch.Tensor | None = None,
-                    **config: Any) -> Generator:
+                    purpose: str = "generator weights", **config: Any) -> Generator:
     """A :class:`Generator` loaded strictly from a rosinality-layout ``state`` (architecture inferred,
-    ``config`` overrides), carrying ``latent_avg`` when given."""
-    arguments = {**infer_generator_config(state), **{k: v for k, v in config.items() if v is not None}}
-    generator = load_state_strict(Generator(**arguments), state, f"generator weights ({arguments})")
+    ``config`` overrides, checked by :func:`check_generator_config`), carrying ``latent_avg`` when given. The
+    network is compared with ``state`` on the meta device before it is built (``purpose`` names the file in
+    errors)."""
+    overrides = check_generator_config({k: v for k, v in config.items() if v is not None}, purpose, len(state))
+    arguments = {**infer_generator_config(state), **overrides}
+    purpose = f"{purpose} ({arguments})"
+    check_before_building(lambda: Generator(**arguments), state, purpose)
+    generator = load_state_strict(Generator(**arguments), state, purpose)
     if latent_avg is not None:
         generator.latent_avg = latent_avg.detach().float().reshape(-1, generator.style_dim).mean(0)
     return generator
@@ -149,7 +195,8 @@ def load_generator(path: str | Path, **config: Any) -> Generator:
     generator carries ``latent_avg`` (from the file, else ``None``).
     """
     data = read_checkpoint(path)
-    return build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
+    return build_generator(data["generator"], data["latent_avg"], f"{PURPOSE} '{path}'",
+                           **{**data["config"], **config})
 
 
 def build_discriminator(state: Mapping[str, torch.Tensor], generator_state: Mapping[str, torch.Tensor],
@@ -200,7 +247,8 @@ def convert_checkpoint(source: str | Path, destination: str | Path, with_discrim
     """Convert any supported generator file into a rosinality ``.pt`` (weights stored as ``dtype``, see
     :func:`save_generator`); returns a short report."""
     data = read_checkpoint(source)
-    generator = build_generator(data["generator"], data["latent_avg"], **{**data["config"], **config})
+    generator = build_generator(data["generator"], data["latent_avg"], f"{PURPOSE} '{source}'",
+                                **{**data["config"], **config})
     discriminator = None
     if with_discriminator and data["discriminator"] is not None:
         discriminator = build_discriminator(data["discriminator"], data["generator"])
