@@ -569,6 +569,7 @@ def run_lightning(argv: list[str] | None) -> int:
     """``LightningCLI`` for ``fit`` / ``validate`` / ``test`` / ``predict`` (argv starts with the subcommand;
     ``None`` = the process's own command line)."""
     import importlib
+    import warnings
 
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
@@ -592,11 +593,13 @@ def run_lightning(argv: list[str] | None) -> int:
                 raise UsageError("--weights_only false is not supported: checkpoints are read as plain data only, "
                                  "so nothing in them can run")
             path = local_checkpoint_path(self.config[subcommand].get("ckpt_path"))
-            if path is None:
+            if path is None or path == model_given_by:
                 return
             model = self.config[subcommand].get("model")
-            hparams = checkpoint_hyperparameters(path, getattr(model, "class_path", None))
+            hparams = checkpoint_configs(path, getattr(model, "class_path", None)).get("model")
             if hparams:
+                if "class_path" in hparams:  # as Lightning: extra saved values are passed through
+                    hparams = {"class_path": hparams["class_path"], "dict_kwargs": hparams["init_args"]}
                 self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
                 self.config = self.parser.parse_args(self._given_args, namespace=self.config)
 
@@ -606,8 +609,18 @@ def run_lightning(argv: list[str] | None) -> int:
                 kwargs["weights_only"] = True  # checked in _parse_ckpt_path: never False
             return kwargs
 
+        def after_fit(self) -> None:
+            save_final_checkpoint(self.trainer)
+
+    # frozen networks stay in eval mode on purpose; the pytree deprecation is Lightning's own
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     for module in LIGHTNING_REGISTRY:
         importlib.import_module(module)
+    extended, model_given_by = _with_checkpoint_model(list(sys.argv[1:] if argv is None else argv))
+    if model_given_by is not None:
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # argv extended on purpose
+        argv = extended
     ToolkitCLI(
         LightningModule,
         LightningDataModule,
@@ -657,29 +670,80 @@ def _foreign_class_paths(value: Any, allowed: set[str]) -> list[str]:
     return found
 
 
-def checkpoint_hyperparameters(path: Path, user_class_path: str | None = None) -> dict[str, Any]:
-    """The saved hyperparameters of the Lightning checkpoint ``path`` as a ``model:`` config entry (``{}`` when
-    there are none), read as plain data. The classes it names must be the toolkit's own or ``user_class_path``
-    (what the user's config gives): a checkpoint cannot make the command import anything else."""
+CHECKPOINT_SECTIONS = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
+
+
+def checkpoint_configs(path: Path, user_class_path: str | None = None) -> dict[str, dict[str, Any]]:
+    """The saved hyperparameters of the Lightning checkpoint ``path`` as ``model:`` / ``data:`` config entries
+    (``{"class_path", "init_args"}``, or plain values for a module saved without its class), read as plain data.
+    The classes they name must be the toolkit's own or ``user_class_path`` (what the user's config gives): a
+    checkpoint cannot make the command import anything else."""
     from .serialization import safe_torch_load
 
     data = safe_torch_load(path, "--ckpt_path checkpoint")
     if not isinstance(data, dict):
         raise CheckpointError(f"--ckpt_path '{path}' is not a Lightning checkpoint (its top level is a "
                               f"{type(data).__name__})")
-    hparams = data.get("hyper_parameters", {})
-    if not isinstance(hparams, dict):
-        raise CheckpointError(f"--ckpt_path '{path}': its hyper_parameters are a {type(hparams).__name__}, not a "
-                              "mapping")
-    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
-    foreign = _foreign_class_paths(hparams, {user_class_path} if user_class_path else set())
-    if foreign:
-        raise CheckpointError(f"--ckpt_path '{path}' names {foreign[0]!r}, which is not a stylegan_lightning class "
-                              "(only the toolkit's classes, or the one your config gives, are loaded)")
-    if "_class_path" in hparams:
-        class_path = hparams.pop("_class_path")
-        return {"class_path": class_path, "dict_kwargs": hparams}
-    return hparams
+    entries = {}
+    for section, key in CHECKPOINT_SECTIONS.items():
+        hparams = data.get(key, {})
+        if not isinstance(hparams, dict):
+            raise CheckpointError(f"--ckpt_path '{path}': its {key} are a {type(hparams).__name__}, not a mapping")
+        hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+        foreign = _foreign_class_paths(hparams, {user_class_path} if user_class_path else set())
+        if foreign:
+            raise CheckpointError(f"--ckpt_path '{path}' names {foreign[0]!r}, which is not a stylegan_lightning "
+                                  "class (only the toolkit's classes, or the one your config gives, are loaded)")
+        if "_class_path" in hparams:
+            class_path = hparams.pop("_class_path")
+            hparams = {"class_path": class_path, "init_args": hparams}
+        if hparams:
+            entries[section] = hparams
+    return entries
+
+
+def _with_checkpoint_model(argv: list[str]) -> tuple[list[str], Path | None]:
+    """With ``--ckpt_path FILE`` on the command line, ``argv`` with the checkpoint's model and data module (classes
+    and saved hyperparameters) given first, so ``validate --ckpt_path X`` needs nothing else; the user's
+    ``--config``, ``--model.*`` and ``--data.*`` come after them and win. Returns the new argv and the checkpoint
+    used (``None`` when nothing was added, e.g. a checkpoint naming a class only the user's config can allow)."""
+    import json
+
+    value = None
+    for index, item in enumerate(argv):
+        if item == "--ckpt_path" and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif item.startswith("--ckpt_path="):
+            value = item.split("=", 1)[1]
+    path = local_checkpoint_path(value)
+    if path is None:
+        return argv, None
+    try:
+        entries = checkpoint_configs(path)
+    except CheckpointError as error:
+        if "not a stylegan_lightning class" in str(error):
+            return argv, None  # _parse_ckpt_path decides, knowing the user's config
+        raise
+    given = [f"--{section}={json.dumps(entry)}" for section, entry in entries.items() if "class_path" in entry]
+    if not any(item.startswith("--model=") for item in given):
+        return argv, None
+    return [argv[0], *given, *argv[1:]], path
+
+
+def save_final_checkpoint(trainer) -> Path | None:
+    """After ``fit``: a checkpoint of the last step in the checkpoint folder when the checkpoint callback did not
+    write one there (e.g. ``--trainer.max_steps`` ended the run between two validations), so every fit can be
+    resumed, validated or tested from where it stopped. Nothing for ``fast_dev_run`` or without checkpointing."""
+    callback = trainer.checkpoint_callback
+    if callback is None or trainer.fast_dev_run or callback.dirpath is None:
+        return None
+    if getattr(callback, "_last_global_step_saved", None) == trainer.global_step:
+        return None
+    path = Path(callback.dirpath) / f"last-step={trainer.global_step}.ckpt"
+    trainer.save_checkpoint(path, weights_only=False)
+    if trainer.is_global_zero:
+        print(f"stylegan-lightning fit: wrote {path} (the last step)")
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ driver

@@ -12,6 +12,7 @@ checkpoint alone.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import lightning.pytorch as pl
@@ -115,6 +116,23 @@ class ToolkitModule(pl.LightningModule):
         the main model's steps, however many discriminator and regularisation steps each batch takes."""
         inner = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch optimizer
         self.trainer.strategy.optimizer_step(inner, closure=lambda: None)
+
+    def export_at_fit_end(self, export: Callable[[str], Any] | None = None) -> Path | None:
+        """``export(hparams.export_path)`` (default :meth:`export`) on rank 0 at the end of fit; nothing for a
+        ``fast_dev_run`` (a dev run leaves no artefacts) or without ``export_path``. A file already there is kept
+        as ``<name>.previous<suffix>`` and one line says so, so a short experiment never silently replaces the
+        model another run wrote."""
+        path = self.hparams.get("export_path")
+        trainer = self._trainer
+        if not path or trainer is None or trainer.fast_dev_run or not trainer.is_global_zero:
+            return None
+        path = Path(path)
+        if path.exists():
+            previous = path.with_name(f"{path.stem}.previous{path.suffix}")
+            path.replace(previous)
+            print(f"stylegan-lightning: {path} existed; kept it as {previous}")
+        (export or self.export)(str(path))
+        return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         prefixes = tuple(frozen_auxiliary_prefixes(self))

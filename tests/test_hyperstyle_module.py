@@ -164,18 +164,18 @@ def test_loss_weight_without_its_file_is_an_error(files, monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_training_makes_the_first_refinement_beat_the_w_encoder(files, tmp_path):
     """Evidence: zero-initialised offsets (the model starts as the W-encoder alone), a short Adam training on
-    generator samples; on held-out samples the first refinement step beats the W-encoder alone (measured with 25
-    steps at lr 2e-3: MSE 0.379 -> 0.330 / 0.327 / 0.337 at iters 1-3; 60 steps at lr 1e-3 reached only 0.349 at
-    iter 1 with iter 3 overshooting, so only iter 1 and the best iteration are asserted)."""
+    generator samples; on held-out samples the first refinement step beats the W-encoder alone (measured: MSE
+    0.379 -> 0.349 at iter 1; after only 60 steps iters 2-3 still overshoot, 0.361 / 0.380, so only iter 1 and the
+    best iteration are asserted)."""
     torch.manual_seed(6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = HyperStyleModule(files["generator"], files["w_encoder"], zero_init=True,
-                                  **{**SMALL, "input_size": 16, "lr": 2e-3})
+                                  **{**SMALL, "input_size": 16})
         held = _samples(files["frozen"], 16, 7)
         with torch.no_grad():
             start = [float(torch.mean((r - held) ** 2)) for r in module.model.eval().run(held).reconstructions]
-        _trainer(tmp_path, 25, limit_val_batches=0, enable_checkpointing=False).fit(
+        _trainer(tmp_path, 60, limit_val_batches=0, enable_checkpointing=False).fit(
             module, DataLoader(Images(_samples(files["frozen"], 64, 8)), batch_size=4, shuffle=True))
     with torch.no_grad():
         mse = [float(torch.mean((r - held) ** 2)) for r in module.model.eval().run(held).reconstructions]

@@ -265,8 +265,7 @@ class CodecModule(ToolkitModule):
 
     def on_fit_end(self) -> None:
         self.codec.update(force=True)
-        if self.hparams.export_path:
-            self.export(self.hparams.export_path)
+        self.export_at_fit_end()
 
     @rank_zero_only
     def export(self, path: str) -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
+from ..training import ToolkitModule
 from .classifier import AttributeClassifier, classifier_config_from_hparams, export_classifier, resize_images
 
 LR_SCHEDULES = ("cosine", "none")
@@ -71,7 +71,7 @@ class ColumnMAE(Metric):
         return (self.error / self.count.clamp_min(1)).float()
 
 
-class AttributeClassifierModule(pl.LightningModule):
+class AttributeClassifierModule(ToolkitModule):
     """Trains an :class:`AttributeClassifier` (see the module docs).
 
     Args:
@@ -221,5 +221,4 @@ class AttributeClassifierModule(pl.LightningModule):
         return export_classifier(self.classifier, path)
 
     def on_fit_end(self) -> None:
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            self.export(self.hparams.export_path)
+        self.export_at_fit_end()

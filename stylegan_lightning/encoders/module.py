@@ -247,8 +247,7 @@ class EncoderModule(ToolkitModule):
 
     # ------------------------------------------------------------------ export
     def on_fit_end(self) -> None:
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            self.export(self.hparams.export_path)
+        self.export_at_fit_end()
 
     def export(self, path: str) -> str:
         """Write the trained encoder + generator in the official pSp / e4e checkpoint layout."""

@@ -222,8 +222,7 @@ class HyperStyleModule(ToolkitModule):
                 "id_lambda": hp.id_lambda, "lpips_type": hp.lpips_net}
 
     def on_fit_end(self) -> None:
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            self.export(self.hparams.export_path)
+        self.export_at_fit_end()
 
     def export(self, path: str) -> str:
         """Write the trained model in the official HyperStyle layout (:func:`save_hyperstyle`); the W-encoder is

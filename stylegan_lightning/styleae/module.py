@@ -277,8 +277,7 @@ class StyleAEModule(ToolkitModule):
 
     # ------------------------------------------------------------------ files
     def on_fit_end(self) -> None:
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            self.export(self.hparams.export_path)
+        self.export_at_fit_end()
 
     def export(self, path: str | Path) -> Path:
         """Write the autoencoder as a StyleAE file (:func:`~stylegan_lightning.styleae.load_styleae`)."""

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 
 from ..losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from ..serialization import CheckpointError
@@ -350,10 +349,5 @@ class StyleGAN2Module(ToolkitModule):
         return save_generator(path, self.generator_ema, latent_avg=latent_avg,
                               discriminator=self.discriminator if with_discriminator else None)
 
-    @rank_zero_only
-    def _export_on_end(self) -> None:
-        self.export_generator(self.hparams.export_path)
-
     def on_train_end(self) -> None:
-        if self.hparams.export_path:
-            self._export_on_end()
+        self.export_at_fit_end(self.export_generator)
