@@ -24,8 +24,8 @@ import yaml
 
 from . import __version__
 from .errors import CheckpointError, UsageError
-from .options import (finite_float, generator_size, nonnegative_int, output_file, output_folder, positive_int,
-                      truncation)
+from .options import (DEVICE_HELP, finite_float, generator_size, nonnegative_int, output_file, output_folder,
+                      positive_int, truncation)
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
     data = read_checkpoint(args.path)
     config = {**infer_generator_config(data["generator"]), **data["config"]}
-    rows = [[f"generator.{k}", v] for k, v in config.items()]
-    rows.append(["generator.tensors", len(data["generator"])])
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in data["generator"].values() if hasattr(t, "dtype")})
+    rows = [["format", data["format"]], ["file bytes", Path(args.path).stat().st_size]]
+    rows += [[f"generator.{k}", v] for k, v in config.items()]
+    rows.append(["generator.tensors", f"{len(data['generator'])} ({', '.join(dtypes)}; loaders use float32)"])
     rows.append(["latent_avg", "yes" if data["latent_avg"] is not None else "no (computed when loaded)"])
     rows.append(["discriminator", "yes" if data["discriminator"] is not None else "no"])
     print(format_table(rows, ["field", "value"]))
@@ -99,9 +101,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ sample
-DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:1 ..."
-
-
 def _random_generator_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """The architecture options of a randomly initialised generator (``sample`` and ``init-generator``)."""
     parser.add_argument("--size", type=generator_size, default=64, help=f"resolution {what} (a power of two)")
@@ -278,7 +277,7 @@ def _invert(args: argparse.Namespace) -> int:
     import torch
 
     from .inversion import load_inversion_model, read_images, save_latents
-    from .utils import Timer, format_table, save_image, select_device
+    from .utils import Timer, format_table, progress, save_image, select_device
 
     options = _inversion_options(args)
     out = output_folder(args.out)
@@ -287,11 +286,12 @@ def _invert(args: argparse.Namespace) -> int:
     generator = model.decoder
     keys, images = read_images(args.images, args.resolution or generator.size)
     latents, reconstructions = [], []
-    with Timer(device) as timer, torch.no_grad():
+    with Timer(device) as timer, torch.no_grad(), progress(len(images)) as bar:
         for start in range(0, len(images), args.batch_size):
             w_plus, reconstruction = model.invert(images[start: start + args.batch_size].to(device))
             latents.append(w_plus.cpu())
             reconstructions.append(reconstruction.clamp(-1, 1).cpu())
+            bar.update(len(w_plus))
     w_plus, reconstructions = torch.cat(latents), torch.cat(reconstructions)
     save_latents(out / "latents.pt", keys, w_plus, args.method, args.checkpoint, generator.generator.config)
     targets = torch.nn.functional.interpolate(images, size=reconstructions.shape[-2:], mode="bilinear",
@@ -303,7 +303,8 @@ def _invert(args: argparse.Namespace) -> int:
     save_image(pairs[: 2 * 16], out / "grid.png", nrow=2)
     mse = (reconstructions - targets).pow(2).flatten(1).mean(1)
     rows = [["images", len(keys)], ["method / checkpoint", f"{args.method} / {args.checkpoint}"],
-            ["W+ shape", tuple(w_plus.shape)], ["seconds per image", round(timer.seconds / len(keys), 4)],
+            ["W+ shape", tuple(w_plus.shape)],
+            ["seconds per image (first batch's warm-up included)", round(timer.seconds / len(keys), 4)],
             *([["refinement iterations", model.n_iters]] if hasattr(model, "n_iters") else []),
             ["mean MSE ([-1, 1])", round(mse.mean().item(), 5)],
             ["mean PSNR (dB)", round((10 * torch.log10(4 / mse.clamp_min(1e-12))).mean().item(), 2)],
@@ -437,7 +438,7 @@ def _edit(args: argparse.Namespace) -> int:
 
     from .inversion import load_inversion_model, load_latents, read_images
     from .stylegan2 import FrozenGenerator
-    from .utils import Timer, format_table, save_image, select_device
+    from .utils import Timer, format_table, progress, save_image, select_device
 
     out = output_folder(args.out)
     device = select_device(args.device)
@@ -451,13 +452,14 @@ def _edit(args: argparse.Namespace) -> int:
         generator = model.decoder
         edits = _latent_edits(args, generator.n_latent, generator.style_dim)
         keys, images = read_images(args.images, generator.size)
-        with Timer(device) as timer, torch.no_grad():
+        with Timer(device) as timer, torch.no_grad(), progress(len(images)) as bar:
             for start in range(0, len(images), args.batch_size):
                 # one inversion per image: GradStyle / HyperStyle keep its residuals / offsets for the edits
                 w_plus, render = model.prepare_edits(images[start: start + args.batch_size].to(device))
                 edited = edits(w_plus.cpu())  # [S, B, n, D]
                 rows += [render(index, edited[:, index].to(device)).clamp(-1, 1).cpu()
                          for index in range(edited.shape[1])]
+                bar.update(edited.shape[1])
     elif args.latents:
         flags = [flag for dest, (flag, _) in INVERSION_OPTIONS.items() if getattr(args, dest, None) is not None]
         if flags:
@@ -485,7 +487,7 @@ def _edit(args: argparse.Namespace) -> int:
         edit_name = args.direction or f"{args.ganspace} component {args.component} layers {args.start}-{args.end}"
     print(format_table([["images", len(keys)], ["edit", edit_name], ["strengths" if args.method != "styleae"
                                                                       else "values", columns],
-                        [f"seconds per edited image{' (inversion included)' if args.images else ''}",
+                        [f"seconds per edited image ({'inversion and ' if args.images else ''}warm-up included)",
                          round(timer.seconds / max(1, grid.shape[0]), 4)],
                         ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"]], ["edit", "value"]))
     return 0
@@ -503,12 +505,13 @@ def _weights(args: argparse.Namespace) -> int:
     from .weights import ENV_VAR, weight_table, weights_dir
 
     rows = [row for row in weight_table() if not args.missing or row[2] == "missing"]
-    print(f"weights folder: {weights_dir().resolve()} (set ${ENV_VAR} to change it)\n")
+    print(f"weights folder: {weights_dir().resolve()} and its sub-folders (set ${ENV_VAR} to change it)\n")
     print(format_table([[key, file, "yes" if found != "missing" else "MISSING", purpose]
-                        for key, file, found, purpose, _ in rows], ["key", "file", "present", "used for"]))
+                        for key, file, found, purpose, _ in rows], ["key", "file", "present", "used for"],
+                       max_width=120))
     print()
     print(format_table([[key, found if found != "missing" else "-", source] for key, _, found, _, source in rows],
-                       ["key", "found at", "where to get it"]))
+                       ["key", "found at", "where to get it"], max_width=120))
     return 0
 
 
@@ -517,15 +520,15 @@ def _weights(args: argparse.Namespace) -> int:
 # packages import CompressAI and Lightning, so they are imported only when one of their subcommands is parsed or run
 # (build_parser adds the requested tool's options only).
 def _package_tool(package: str, name: str, help: str) -> None:
-    """Register ``name`` from ``stylegan_lightning.<package>.tools`` (``<name>_arguments`` / ``run_<name>``, with
-    dashes in ``name`` as underscores)."""
+    """Register ``name``: options from ``stylegan_lightning.<package>.arguments`` (``<name>_arguments``), logic
+    from ``stylegan_lightning.<package>.tools`` (``run_<name>``), with dashes in ``name`` as underscores."""
     import importlib
 
     function = name.replace("-", "_")
 
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        tools = importlib.import_module(f"stylegan_lightning.{package}.tools")
-        getattr(tools, f"{function}_arguments")(parser)
+    def add_arguments(parser: argparse.ArgumentParser) -> None:  # the light options module: --help stays fast
+        arguments = importlib.import_module(f"stylegan_lightning.{package}.arguments")
+        getattr(arguments, f"{function}_arguments")(parser)
 
     def run(args: argparse.Namespace) -> int:
         tools = importlib.import_module(f"stylegan_lightning.{package}.tools")
@@ -557,10 +560,10 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.encoders",
     "stylegan_lightning.editing",
     "stylegan_lightning.stylegan2.module",
-    "stylegan_lightning.codec",
+    "stylegan_lightning.codec.module",
     "stylegan_lightning.gradstyle",
     "stylegan_lightning.hyperstyle",
-    "stylegan_lightning.styleae",
+    "stylegan_lightning.styleae.module",
 )
 CONFIG_SECTIONS = ("model", "data", "trainer", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler")
 
@@ -837,10 +840,18 @@ def parse_tool_arguments(argv: list[str]) -> argparse.Namespace:
     over them. Raises :class:`UsageError` for a bad or unknown config entry (argparse exits with status 2 for a bad
     flag); ``command`` is ``None`` in the result when ``argv`` names no tool."""
     parser = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is not None and args.config:
         _apply_config(args._parser, args.config)
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
+    return args
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args`` with an unknown option reported by the tool's own parser (its name in the line)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 
 

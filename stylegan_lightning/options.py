@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from .errors import UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:1 ..."
 MAX_TRUNCATION = 4.0  # |psi| beyond this only extrapolates into saturated, flat images
 
 
@@ -105,5 +106,5 @@ def output_file(path: str | Path, flag: str = "--out", suffixes: Iterable[str] |
     return path
 
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_TRUNCATION", "finite_float", "generator_size", "integer_at_least",
+__all__ = ["DEVICE_HELP", "IMAGE_SUFFIXES", "MAX_TRUNCATION", "finite_float", "generator_size", "integer_at_least",
            "nonnegative_int", "output_file", "output_folder", "positive_int", "truncation"]

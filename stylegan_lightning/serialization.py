@@ -49,15 +49,26 @@ def safe_torch_load(path: str | Path, purpose: str = "checkpoint") -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(
-            f"{purpose}: '{path}' contains objects other than tensors and plain data, so it was not loaded "
-            f"(refused by torch.load(weights_only=True): {str(error).splitlines()[0]})"
-        ) from error
+        reason = _unpickler_reason(str(error))
+        if reason.startswith("Unsupported global"):
+            raise UnsafeCheckpointError(f"{purpose}: '{path}' contains objects other than tensors and plain data, "
+                                        f"so it was not loaded ({reason})") from error
+        raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file ({reason})") from error
     except RecursionError:
         raise CheckpointError(f"{purpose}: '{path}' is nested too deeply to be a weight file") from None
     except Exception as error:  # corrupt input surfaces as IndexError, KeyError, UnicodeDecodeError, MemoryError...
         raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file "
                               f"({type(error).__name__}: {error})") from error
+
+
+def _unpickler_reason(message: str) -> str:
+    """The reason in torch's weights-only refusal (its advice to load with ``weights_only=False`` left out: nothing
+    here ever does), cut at the first sentence, e.g. ``Unsupported global: GLOBAL os.system``."""
+    _, found, rest = message.partition("WeightsUnpickler error:")
+    text = " ".join((rest if found else message).split())
+    for end in (" was not an allowed global", ". Please", " Check the documentation"):
+        text = text.split(end)[0]
+    return text.strip() or "unreadable pickle"
 
 
 def _load_storage_bytes(data: bytes) -> Any:

@@ -106,6 +106,9 @@ def frozen_auxiliary_prefixes(module: nn.Module) -> list[str]:
 class ToolkitModule(pl.LightningModule):
     """Base LightningModule of the toolkit (see the module docstring)."""
 
+    # state-dict key suffixes whose shapes legitimately differ from a fresh module (e.g. entropy-coder tables)
+    variable_shape_buffers: tuple[str, ...] = ()
+
     def trainable_parameters(self, module: nn.Module | None = None) -> Iterator[nn.Parameter]:
         """Parameters that require gradients (frozen networks never reach an optimiser)."""
         return (p for p in (module or self).parameters() if p.requires_grad)
@@ -144,12 +147,22 @@ class ToolkitModule(pl.LightningModule):
         checkpoint[RNG_KEY] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from .errors import CheckpointError
+        from .serialization import check_state
+
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"the checkpoint has no state dict for {type(self).__name__}")
         prefixes = tuple(frozen_auxiliary_prefixes(self))
         if prefixes:
-            state = checkpoint["state_dict"]
             for key, value in self.state_dict().items():
                 if key.startswith(prefixes) and key not in state:
                     state[key] = value
+        if self.strict_loading:  # before Lightning's load_state_dict, whose error is a multi-line traceback
+            own = self.state_dict()
+            variable = self.variable_shape_buffers
+            check_state(self, {k: own[k] if variable and k.endswith(variable) and k in own else v
+                               for k, v in state.items()}, f"the checkpoint for this {type(self).__name__}")
         trainer = self._trainer
         if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":  # resuming a fit
             restore_rng_states(checkpoint[RNG_KEY])

@@ -84,7 +84,10 @@ def find_weight(key: str, path: str | Path | None = None) -> Path | None:
     if path is not None:
         path = Path(path).expanduser()
         return path if path.is_file() else None
-    return next((p for p in _entry(key).candidates() if p.is_file()), None)
+    found = next((p for p in _entry(key).candidates() if p.is_file()), None)
+    if found is None and weights_dir().is_dir():  # then anywhere under the weights folder (sorted: reproducible)
+        found = next(iter(sorted(p for p in weights_dir().rglob(_entry(key).filename) if p.is_file())), None)
+    return found
 
 
 def resolve_weight(key: str, path: str | Path | None = None) -> Path:

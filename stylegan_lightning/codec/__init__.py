@@ -10,16 +10,55 @@ enhanced: detail for viewing), each layer decodable with the ones before it only
 - :mod:`.checkpoints`: codec files (:func:`save_codec`, :func:`load_codec`).
 - :class:`CodecModule` (:mod:`.module`): training with the multi-task scalable rate-distortion objective.
 - :mod:`.classical`: JPEG / WebP / AVIF / HEIC baselines.
+
+Importing the package is cheap: each name is imported from its module on first use (PEP 562), so a tool that needs
+one part (and every ``--help``) does not pay for CompressAI or Lightning.
 """
 
-from .layers import LAYER_NAMES, layer_groups, layer_name, style_resolution
-from .model import CodecOutput, LayerStrings, ScalableFaceCodec, scale_table
-from .bitstream import BitstreamError, CodecStream, read_stream, write_stream
-from .checkpoints import build_codec, codec_spec, load_codec, save_codec
-from .coding import CodedBatch, check_stream, code_batch, compress_images, decompress_stream, update_layer_metrics
-from .module import CodecModule  # last: the LightningModule builds on everything above
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BitstreamError": ".bitstream",
+    "CodecModule": ".module",
+    "CodecOutput": ".model",
+    "CodecStream": ".bitstream",
+    "CodedBatch": ".coding",
+    "LAYER_NAMES": ".layers",
+    "LayerStrings": ".bitstream",
+    "ScalableFaceCodec": ".model",
+    "build_codec": ".checkpoints",
+    "check_stream": ".coding",
+    "code_batch": ".coding",
+    "codec_spec": ".checkpoints",
+    "compress_images": ".coding",
+    "decompress_stream": ".coding",
+    "layer_groups": ".layers",
+    "layer_name": ".layers",
+    "load_codec": ".checkpoints",
+    "read_stream": ".bitstream",
+    "save_codec": ".checkpoints",
+    "scale_table": ".model",
+    "style_resolution": ".layers",
+    "update_layer_metrics": ".coding",
+    "write_stream": ".bitstream",
+}
 
 __all__ = ["BitstreamError", "CodecModule", "CodecOutput", "CodecStream", "CodedBatch", "LAYER_NAMES", "LayerStrings",
            "ScalableFaceCodec", "build_codec", "check_stream", "code_batch", "codec_spec", "compress_images",
            "decompress_stream", "layer_groups", "layer_name", "load_codec", "read_stream", "save_codec",
            "scale_table", "style_resolution", "update_layer_metrics", "write_stream"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -35,7 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils.bounds import check_size
-from .model import LayerStrings
+
+
+@dataclass
+class LayerStrings:
+    """The entropy-coded payload of one image: per layer, the hyper-latent string and the symbol string."""
+
+    hyper: list[bytes]
+    symbols: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.hyper)
+
 
 MAGIC = b"SGLC"
 FORMAT_VERSION = 1

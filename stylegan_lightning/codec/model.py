@@ -34,6 +34,7 @@ from torch import nn
 
 from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
+from .bitstream import LayerStrings
 from .layers import layer_groups
 from .transformer import CrossLayerEntropyTransformer, HyperDecoder, HyperEncoder
 
@@ -69,6 +70,10 @@ class TokenLinear(nn.Module):
         return torch.einsum("bnc,ncd->bnd", x, weight) + bias
 
 
+# CompressAI buffers sized by update(): their shapes in a file differ from a fresh codec's
+ENTROPY_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
 @dataclass
 class CodecOutput:
     """What :meth:`ScalableFaceCodec.forward` returns (one entry per scalable layer in the lists).
@@ -91,17 +96,6 @@ class CodecOutput:
         """Estimated bits of each layer per image, [B, K] (from the likelihoods)."""
         return torch.stack([sum(-torch.log2(t).flatten(1).sum(1) for t in layer.values())
                             for layer in self.likelihoods], dim=1)
-
-
-@dataclass
-class LayerStrings:
-    """The entropy-coded payload of one image: per layer, the hyper-latent string and the symbol string."""
-
-    hyper: list[bytes]
-    symbols: list[bytes]
-
-    def __len__(self) -> int:
-        return len(self.hyper)
 
 
 class ScalableFaceCodec(nn.Module):
@@ -349,7 +343,7 @@ class ScalableFaceCodec(nn.Module):
         owners = {f"{prefix}hyper_bottlenecks.{i}.": b for i, b in enumerate(self.hyper_bottlenecks)}
         owners[f"{prefix}gaussian."] = self.gaussian
         for owner_prefix, owner in owners.items():
-            for name in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+            for name in ENTROPY_TABLE_BUFFERS:
                 buffer, incoming = getattr(owner, name, None), state.get(owner_prefix + name)
                 if isinstance(buffer, torch.Tensor) and isinstance(incoming, torch.Tensor):
                     buffer.resize_(incoming.shape)

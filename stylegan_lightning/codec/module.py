@@ -40,7 +40,7 @@ from ..training import ToolkitModule
 from ..utils.images import resize_images
 from .checkpoints import codec_spec, save_codec
 from .coding import code_batch, update_layer_metrics
-from .model import CodecOutput, ScalableFaceCodec
+from .model import ENTROPY_TABLE_BUFFERS, CodecOutput, ScalableFaceCodec
 
 DISTORTIONS = ("landmark", "parsing", "identity", "lpips", "mse", "mse_coarse", "latent")
 PAPER_DISTORTIONS = ({"landmark": 100.0, "parsing": 0.1}, {"identity": 1.0}, {"lpips": 0.8, "mse": 1.0})
@@ -70,6 +70,8 @@ class CodecModule(ToolkitModule):
         export_path: write the trained codec file (``stylegan-lightning compress --codec``) here at the end of
             fit.
     """
+
+    variable_shape_buffers = ENTROPY_TABLE_BUFFERS
 
     def __init__(
         self,

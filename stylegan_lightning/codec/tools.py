@@ -24,7 +24,8 @@ import torch
 
 from ..cli import UsageError
 from ..data.errors import DatasetError
-from ..utils import Timer, format_table, save_image, select_device
+from ..options import output_file, output_folder
+from ..utils import Timer, format_table, progress, save_image, select_device
 from ..utils.bounds import check_size
 from .bitstream import MAX_OUTPUT_SCALE, SUFFIX, BitstreamError, CodecStream, read_stream, write_stream
 from .checkpoints import load_codec
@@ -40,7 +41,6 @@ METRIC_HEADERS = {"bpp": "bpp (file)", "bpp_likelihood": "bpp (likelihood)"}
 # Metric of each pretrained network (build_metric_networks name -> codec_metrics key).
 NETWORK_METRICS = {"landmarks": "landmark_nme", "parser": "parsing_miou", "identity": "id_similarity",
                    "lpips": "lpips", "dists": "dists"}
-CODEC_HELP = "codec file (CodecModule export_path, `save_codec`) or a CodecModule Lightning checkpoint (required)"
 
 
 # ------------------------------------------------------------------------------------------------ shared helpers
@@ -153,51 +153,34 @@ def _bpp(num_bytes: int, stream: CodecStream) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ compress
-def compress_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stylegan-lightning compress``."""
-    parser.add_argument("inputs", nargs="*", metavar="INPUT",
-                        help="image files, folders (searched recursively) or .zip archives of images")
-    parser.add_argument("--codec", default=None, help=CODEC_HELP)
-    parser.add_argument("--out", default="outputs/compressed",
-                        help=f"folder for the streams: OUT/<image path without extension>{SUFFIX} (sub-folders of "
-                             f"a folder or zip input are kept)")
-    parser.add_argument("--layers", type=int, default=None,
-                        help="write layers 1..K only (default: every layer of the codec)")
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="code the images at R x R, 1 <= R <= 4 x the generator's resolution (default: the "
-                             "generator's resolution); bits per pixel count these pixels")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per encoder batch")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-
-
 def run_compress(args: argparse.Namespace) -> int:
     """``compress``: write one stream per input image and print the bytes and bpp of its layer prefixes."""
     inputs = _as_list(args.inputs)
     if not inputs:
         raise UsageError("give at least one INPUT (an image file, a folder or a .zip archive)")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
     layers = _check_layer_count(args.layers, codec) or codec.n_layers
     resolution = _resolution(args.resolution, codec)
     sources = [open_images(source, resolution) for source in inputs]
     keys = [key for source_keys, _ in sources for key in source_keys]
-    out = Path(args.out)
+    out = output_folder(args.out)
     targets = [out / _relative_output(key, SUFFIX) for key in keys]
     _check_unique(targets, keys)
 
     streams: list[CodecStream] = []
     seconds = 0.0
-    for source_keys, read in sources:
-        for start in range(0, len(source_keys), args.batch_size):
-            images, _ = read(range(start, min(start + args.batch_size, len(source_keys))))
-            with Timer(device) as timer:
-                coded = compress_images(codec, images.to(device), layers)
-            seconds += timer.seconds
-            for stream in coded:
-                write_stream(targets[len(streams)], stream)
-                streams.append(stream)
+    with progress(len(keys)) as bar:
+        for source_keys, read in sources:
+            for start in range(0, len(source_keys), args.batch_size):
+                images, _ = read(range(start, min(start + args.batch_size, len(source_keys))))
+                with Timer(device) as timer:
+                    coded = compress_images(codec, images.to(device), layers)
+                seconds += timer.seconds
+                for stream in coded:
+                    write_stream(targets[len(streams)], stream)
+                    streams.append(stream)
+                bar.update(len(coded))
 
     sizes = [stream.sizes() for stream in streams]
     headers = ["image"]
@@ -218,29 +201,12 @@ def run_compress(args: argparse.Namespace) -> int:
     height, width = streams[0].height, streams[0].width
     print(f"\n{len(keys)} image(s) coded at {height}x{width} with {layers_text(layers)} of {codec.n_layers} "
           f"({', '.join(layer_name(k) for k in range(1, layers + 1))}); encoding: "
-          f"{seconds / len(keys):.4f} s per image on {device}; streams written under {out}")
+          f"{seconds / len(keys):.4f} s per image on {device} (the first batch's warm-up included); streams written "
+          f"under {out}")
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ decompress
-def decompress_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stylegan-lightning decompress``."""
-    parser.add_argument("streams", nargs="*", metavar="STREAM",
-                        help=f"{SUFFIX} stream files, or folders searched recursively for them")
-    parser.add_argument("--codec", default=None, help=CODEC_HELP + "; it must be the model that wrote the streams")
-    parser.add_argument("--out", default="outputs/decompressed",
-                        help="folder for the images: OUT/<stream name>.png (sub-folders of a folder input are kept)")
-    parser.add_argument("--layers", type=int, default=None,
-                        help="decode at most layers 1..K (default: every layer each stream holds)")
-    parser.add_argument("--all-layers", action="store_true",
-                        help="write <name>_layer1.png ... <name>_layer<k>.png, one image per layer prefix, "
-                             "instead of <name>.png")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    parser.epilog = ("Every stream is read and checked (format, checksums, that --codec wrote it) before anything is "
-                     "decoded: the first bad file stops the run with a one-line error naming it (exit status 2) and "
-                     "no image is written.")
-
-
 def _stream_files(entries: Iterable[str]) -> list[tuple[Path, Path]]:
     """``(stream file, output path relative to --out without extension)`` for the STREAM arguments."""
     found = []
@@ -267,7 +233,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
     most = _check_layer_count(args.layers, codec)
-    out = Path(args.out)
+    out = output_folder(args.out)
 
     jobs = []
     for path, relative in files:
@@ -285,52 +251,26 @@ def run_decompress(args: argparse.Namespace) -> int:
                   [str(path) for path, _, _, outputs in jobs for _ in outputs])
 
     rows, seconds, decoded = [], 0.0, 0
-    for path, stream, layers, outputs in jobs:
-        for k, target in outputs:
-            with Timer(device) as timer:
-                image = decompress_stream(codec, stream, k)
-            seconds += timer.seconds
-            decoded += 1
-            save_image(image[0], target)
-        used = stream.sizes()[layers - 1]
-        rows.append([str(path), f"{layer_span(layers)} of {stream.n_layers}", f"{stream.height}x{stream.width}",
-                     used, round(_bpp(used, stream), 5), ", ".join(str(o) for _, o in outputs)])
-    print(format_table(rows, ["stream", "layers decoded", "size", "bytes", "bpp", "written"]))
-    print(f"\n{len(jobs)} stream(s), {decoded} image(s) decoded: {seconds / decoded:.4f} s per image on {device}")
+    with progress(sum(len(outputs) for *_, outputs in jobs)) as bar:
+        for path, stream, layers, outputs in jobs:
+            for k, target in outputs:
+                with Timer(device) as timer:
+                    image = decompress_stream(codec, stream, k)
+                seconds += timer.seconds
+                decoded += 1
+                save_image(image[0], target)
+                bar.update(1)
+            used = stream.sizes()[layers - 1]
+            rows.append([str(path), path.stat().st_size, f"{layer_span(layers)} of {stream.n_layers}",
+                         f"{stream.height}x{stream.width}", used, round(_bpp(used, stream), 5),
+                         ", ".join(str(o) for _, o in outputs)])
+    print(format_table(rows, ["stream", "file bytes", "layers decoded", "size", "bytes used", "bpp", "written"]))
+    print(f"\n{len(jobs)} stream(s), {decoded} image(s) decoded: {seconds / decoded:.4f} s per image on {device} "
+          "(the first image's warm-up included)")
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
-def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stylegan-lightning evaluate``."""
-    parser.add_argument("--codec", default=None, help=CODEC_HELP)
-    parser.add_argument("--images", default=None, help="an image file, a folder (recursive) or a .zip archive "
-                                                       "(required)")
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="code the images at R x R, 1 <= R <= 4 x the generator's resolution (default: the "
-                             "generator's resolution); bits per pixel and every metric use these pixels")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images (sorted by path) only")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--masks", default=None,
-                        help="folder of CelebAMask-HQ-style parsing masks (N_mask.png / N.png) for the images: "
-                             "parsing mIoU against them instead of against the parse of the input")
-    parser.add_argument("--baselines", default=None,
-                        help="classical codecs at their lowest rate to add as rows, comma-separated: jpeg,webp,avif,"
-                             "heic (codecs not available on this install are skipped with a note)")
-    parser.add_argument("--grid", default=None,
-                        help="PNG grid to write: one row per image (first 8), columns input | layer 1 | layers 1-2 "
-                             "| layers 1-3")
-    parser.add_argument("--csv", default=None, help="write the table as CSV here (full precision)")
-    parser.add_argument("--weights", action="append", default=None, metavar="KEY=PATH",
-                        help="pretrained file of a metric network by registry key (repeatable; see "
-                             "`stylegan-lightning weights`), e.g. alexnet_imagenet=/data/alexnet.pth; otherwise "
-                             "files are looked up in $STYLEGAN_LIGHTNING_WEIGHTS (default ./weights)")
-    parser.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex", help="LPIPS backbone")
-    parser.add_argument("--id-backend", choices=["arcface", "mobilefacenet", "onnx"], default="arcface",
-                        help="identity network of id_similarity")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-
-
 def _weight_paths(entries: Any) -> dict[str, str]:
     """``--weights KEY=PATH`` entries (or a YAML mapping) -> ``{key: path}``, checked."""
     from ..weights import REGISTRY
@@ -397,14 +337,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: rate, distortion and timings of every layer prefix (and of classical baselines)."""
     from .classical import LOWEST_QUALITY, available_classical_codecs
 
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be positive, got {args.limit}")
     if not args.images:
         raise UsageError("--images is required (an image file, a folder or a .zip archive)")
     baselines = _baseline_names(args.baselines)
     paths = _weight_paths(args.weights)
+    inputs = {"--codec": args.codec, "--images": args.images, "--masks": args.masks}
+    if args.grid:
+        output_file(args.grid, "--grid", not_same_as=inputs)
+    if args.csv:
+        output_file(args.csv, "--csv", suffixes=(".csv",), not_same_as={**inputs, "--grid": args.grid})
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
     resolution = _resolution(args.resolution, codec)
@@ -423,6 +364,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     encode_seconds, decode_seconds = 0.0, [0.0] * codec.n_layers
     baseline_seconds = {name: [0.0, 0.0] for name in baselines}
     tiles, height, width = [], resolution, resolution
+    bar = progress(count)
     for start in range(0, count, args.batch_size):
         batch, batch_masks = read(range(start, min(start + args.batch_size, count)))
         batch = batch.to(device)
@@ -438,6 +380,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             baseline_seconds[name] = [a + b for a, b in zip(baseline_seconds[name], seconds)]
         for index in range(max(0, min(len(batch), GRID_ROWS - start))):
             tiles += [batch[index].cpu()] + [layer[index].cpu() for layer in coded.decoded]
+        bar.update(len(batch))
+    bar.close()
 
     results = []  # (label, layers, values, encode s/img, decode s/img)
     for layers, metrics in enumerate(layer_metrics, start=1):
@@ -455,7 +399,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             for label, _, values, encode, decode in results]
     print(format_table(rows, headers))
     notes = [f"{count} image(s) from {args.images} coded at {height}x{width} on {device}; bpp (file) = 8 x stream "
-             f"bytes / {height * width} pixels"]
+             f"bytes / {height * width} pixels; s/img include the first batch's warm-up"]
     if missing:
         notes.append(f"metrics left out, their pretrained files are missing (see `stylegan-lightning weights "
                      f"--missing`): {', '.join(missing)}")

@@ -13,7 +13,8 @@ from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from .errors import BadImageError, DatasetError
-from .imaging import RESAMPLE, check_resolution, decode_mask, decode_rgb, fit, image_to_tensor, mask_to_tensor, validate_bytes
+from .imaging import (RESAMPLE, check_resolution, decode_mask, decode_rgb, fit, image_to_tensor, mask_to_tensor,
+                      validate_bytes)
 from .labels import AttributeTable, load_attribute_table
 from .masks import MaskFolder
 from .sources import ImageSource, open_source

@@ -23,7 +23,7 @@ from .pretrained import init_from_irse50
 from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
 from .w_encoder import WEncoder
 from .latent_discriminator import LatentCodesDiscriminator, LatentPool
-from .module import EncoderModule, load_encoder_module_checkpoint  # last: the LightningModule builds on everything above
+from .module import EncoderModule, load_encoder_module_checkpoint  # last: the LightningModule builds on the rest
 
 __all__ = [
     "ENCODER_CLASSES",

@@ -9,16 +9,52 @@ named attributes, so an edit moves one coordinate and decodes.
 - :mod:`.module`: :class:`StyleAEModule` (training, validation with the side-by-side edit comparison).
 
 Training data: :class:`~stylegan_lightning.data.LatentAttributeDataModule`.
+
+Importing the package is cheap: each name is imported from its module on first use (PEP 562), so a tool that needs
+one part (and every ``--help``) does not pay for CompressAI or Lightning.
 """
 
-from .model import StyleAE
-from .evaluation import (COMPARISON_HEADER, METRICS, AttributeEditor, DirectionEditor, StyleAEEditor, binary_outputs,
-                         comparison_rows, editor_means, evaluate_attribute_edits, fit_interfacegan_directions,
-                         search_coordinate)
-from .checkpoints import STYLEAE_FORMAT, load_styleae, save_styleae
-from .module import StyleAEModule, attribute_loss, pearson, styleae_losses, tolerance_loss
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AttributeEditor": ".evaluation",
+    "COMPARISON_HEADER": ".evaluation",
+    "DirectionEditor": ".evaluation",
+    "METRICS": ".evaluation",
+    "STYLEAE_FORMAT": ".checkpoints",
+    "StyleAE": ".model",
+    "StyleAEEditor": ".evaluation",
+    "StyleAEModule": ".module",
+    "attribute_loss": ".module",
+    "binary_outputs": ".evaluation",
+    "comparison_rows": ".evaluation",
+    "editor_means": ".evaluation",
+    "evaluate_attribute_edits": ".evaluation",
+    "fit_interfacegan_directions": ".evaluation",
+    "load_styleae": ".checkpoints",
+    "pearson": ".module",
+    "save_styleae": ".checkpoints",
+    "search_coordinate": ".evaluation",
+    "styleae_losses": ".module",
+    "tolerance_loss": ".module",
+}
 
 __all__ = ["COMPARISON_HEADER", "METRICS", "STYLEAE_FORMAT", "AttributeEditor", "DirectionEditor", "StyleAE",
            "StyleAEEditor", "StyleAEModule", "attribute_loss", "binary_outputs", "comparison_rows", "editor_means",
            "evaluate_attribute_edits", "fit_interfacegan_directions", "load_styleae", "pearson", "save_styleae",
            "search_coordinate", "styleae_losses", "tolerance_loss"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

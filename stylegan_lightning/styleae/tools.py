@@ -16,21 +16,8 @@ from pathlib import Path
 import torch
 
 from ..cli import UsageError
+from .arguments import compare_edits_arguments, label_latents_arguments  # noqa: F401
 from ..utils import format_table
-
-
-def label_latents_arguments(parser: argparse.ArgumentParser) -> None:
-    sampled = parser.add_argument_group("sampled codes labelled by a classifier")
-    sampled.add_argument("--generator", default=None, help="generator file")
-    sampled.add_argument("--classifier", default=None, help="attribute classifier file (exported or checkpoint)")
-    sampled.add_argument("--n", type=int, default=10000, help="codes to sample")
-    sampled.add_argument("--seed", type=int, default=0)
-    sampled.add_argument("--truncation", type=float, default=1.0)
-    inverted = parser.add_argument_group("inverted real images with dataset labels")
-    inverted.add_argument("--latents", default=None, help="latents.pt written by `invert`")
-    inverted.add_argument("--attributes", default=None, help="attribute table: CelebA list_attr_celeba.txt or CSV")
-    parser.add_argument("--attribute-names", nargs="+", default=None, help="label columns to keep (default: all)")
-    parser.add_argument("--out", required=True, help="output latent-attribute file (.pt)")
 
 
 def run_label_latents(args: argparse.Namespace) -> int:
@@ -57,32 +44,6 @@ def run_label_latents(args: argparse.Namespace) -> int:
     print(format_table(rows, ["attribute", "labelled codes", "mean", "std"]))
     print(f"wrote {path}: {len(data)} codes of {data.w.shape[1]} dimensions ({data.source})")
     return 0
-
-
-def compare_edits_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--styleae", required=True, help="StyleAE file (or StyleAEModule checkpoint)")
-    parser.add_argument("--generator", required=True, help="the generator the StyleAE was trained for")
-    parser.add_argument("--classifier", required=True, help="attribute classifier that judges the edits")
-    parser.add_argument("--directions", nargs="+", default=[], metavar="ATTRIBUTE=FILE",
-                        help="InterFaceGAN direction files; attributes without one get a direction fitted on "
-                             "--fit-latents")
-    parser.add_argument("--fit-latents", default=None, help="latent-attribute file to fit missing directions on "
-                                                            "(the StyleAE's training pairs)")
-    parser.add_argument("--latents", default=None, help="codes to edit: a latent-attribute file (its last --n codes)"
-                                                        "; default: --n codes sampled with --seed")
-    parser.add_argument("--n", type=int, default=100, help="codes to edit")
-    parser.add_argument("--seed", type=int, default=12345, help="sampling seed of the edited codes")
-    parser.add_argument("--attribute-names", nargs="+", default=None, help="attributes to edit (default: all "
-                                                                           "binary ones)")
-    parser.add_argument("--margin", type=float, default=0.25, help="target probability 0.5 +- margin")
-    parser.add_argument("--steps", type=int, default=8, help="points on each edit path")
-    parser.add_argument("--limit", type=float, default=3.0, help="StyleAE coordinate limit / InterFaceGAN limit in "
-                                                                 "standard deviations")
-    parser.add_argument("--identity", default=None, help="identity network weights (with --id-backend) for the "
-                                                         "identity similarity column")
-    parser.add_argument("--id-backend", default="arcface", help="arcface, mobilefacenet or onnx")
-    parser.add_argument("--csv", default=None, help="also write the table here")
-    parser.add_argument("--device", default="auto")
 
 
 def _direction_files(entries: list[str]) -> dict[str, str]:

@@ -59,7 +59,9 @@ def _is_plain_pickle(path: Path) -> bool:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a generator-bearing file into a normalised dict:
     ``{"generator": state_dict | None, "discriminator": state_dict | None, "latent_avg": tensor | None,
-    "config": dict}``; a generator tensor or ``latent_avg`` holding NaN / Inf raises :class:`CheckpointError`."""
+    "config": dict, "format": str}`` (``format``: ``"NVlabs pickle"``, ``"rosinality (g_ema)"`` or ``"state dict
+    (generator under 'PREFIX')"``); a generator tensor or ``latent_avg`` holding NaN / Inf raises
+    :class:`CheckpointError`."""
     path = require_file(path, PURPOSE)
     data = _read_checkpoint(path)
     check_finite({**data["generator"], "latent_avg": data["latent_avg"]}, f"{PURPOSE} '{path}'")
@@ -76,7 +78,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         generator, info = generator_to_rosinality(generator_module)
         discriminator = discriminator_to_rosinality(networks["D"]) if networks.get("D") is not None else None
         return {"generator": generator, "discriminator": discriminator, "latent_avg": info["latent_avg"],
-                "config": {"lr_mlp": info["lr_mlp"]}}
+                "config": {"lr_mlp": info["lr_mlp"]}, "format": "NVlabs pickle"}
 
     ckpt = safe_torch_load(path, PURPOSE)
     if not isinstance(ckpt, Mapping):
@@ -93,7 +95,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         if not isinstance(ckpt[key], Mapping):
             raise CheckpointError(f"{PURPOSE} '{path}': {key!r} is a {type(ckpt[key]).__name__}, not a state dict")
         return {"generator": dict(ckpt[key]), "discriminator": ckpt.get("d"), "latent_avg": latent_avg,
-                "config": config}
+                "config": config, "format": f"rosinality ({key})"}
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"'{path}' has no state dict")
@@ -106,7 +108,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         latent_avg = state.get(parent + "latent_avg") if parent is not None else None
     discriminator_prefix = find_prefix(state, _DISCRIMINATOR_MARKERS)
     discriminator = strip_prefix(state, discriminator_prefix) if discriminator_prefix is not None else None
-    return {"generator": generator, "discriminator": discriminator, "latent_avg": latent_avg, "config": config}
+    return {"generator": generator, "discriminator": discriminator, "latent_avg": latent_avg, "config": config,
+            "format": f"state dict (generator under '{generator_prefix}')"}
 
 
 def find_prefix(state: Mapping[str, Any], markers: tuple[str, ...]) -> str | None:

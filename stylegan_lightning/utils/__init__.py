@@ -1,8 +1,38 @@
-"""Small shared helpers (image files, tables, timing)."""
+"""Small shared helpers (image files, tables, timing, progress bars, size bounds).
 
-from .images import check_images, image_grid, resize_images, resize_labels, save_image, tensor_to_pil
-from .table import format_table
-from .timing import Timer, median_seconds, select_device
+Importing the package is cheap: each name is imported from its module on first use (PEP 562).
+"""
 
-__all__ = ["Timer", "check_images", "format_table", "image_grid", "median_seconds", "resize_images", "resize_labels",
-           "save_image", "select_device", "tensor_to_pil"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Timer": ".timing",
+    "check_images": ".images",
+    "format_table": ".table",
+    "image_grid": ".images",
+    "median_seconds": ".timing",
+    "progress": ".progress",
+    "resize_images": ".images",
+    "resize_labels": ".images",
+    "save_image": ".images",
+    "select_device": ".timing",
+    "tensor_to_pil": ".images",
+}
+
+__all__ = ["Timer", "check_images", "format_table", "image_grid", "median_seconds", "progress", "resize_images",
+           "resize_labels", "save_image", "select_device", "tensor_to_pil"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
