@@ -49,11 +49,8 @@ def safe_torch_load(path: str | Path, purpose: str = "checkpoint") -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = _unpickler_reason(str(error))
-        if reason.startswith("Unsupported global"):
-            raise UnsafeCheckpointError(f"{purpose}: '{path}' contains objects other than tensors and plain data, "
-                                        f"so it was not loaded ({reason})") from error
-        raise CheckpointError(f"{purpose}: '{path}' is not a readable PyTorch file ({reason})") from error
+        raise UnsafeCheckpointError(f"{purpose}: '{path}' is not plain data (tensors, containers, numbers), so it "
+                                    f"was not loaded ({_unpickler_reason(str(error))})") from error
     except RecursionError:
         raise CheckpointError(f"{purpose}: '{path}' is nested too deeply to be a weight file") from None
     except Exception as error:  # corrupt input surfaces as IndexError, KeyError, UnicodeDecodeError, MemoryError...

@@ -124,7 +124,10 @@ def test_resolution_option_is_bounded(tmp_path, monkeypatch, codec_file, tool, v
     inputs = [images] if tool == "compress" else ["--images", images]
     status, err = cli(tool, "--codec", codec_file[0], *inputs, "--resolution", value, "--device", "cpu")
     assert status == 2 and opened.devices == []  # refused before any image is read
-    one_line(err, f"{tool}: error: --resolution must be in 1..{MAX_OUTPUT_SCALE * SIZE}, got {int(value)}")
+    if int(value) < 1:  # the option's type refuses it while parsing
+        one_line(err, f"{tool}: error: argument --resolution: must be >= 1, got {int(value)}")
+    else:
+        one_line(err, f"{tool}: error: --resolution must be in 1..{MAX_OUTPUT_SCALE * SIZE}, got {int(value)}")
 
 
 @pytest.mark.parametrize("value,kind", [(70000, "in 1..4096"), (-8, "in 1..4096"), (0, "in 1..4096"),

@@ -39,7 +39,7 @@ CASES = [
     ("init-generator OUT without .pt", ["init-generator", "{root}/g.png"], "extensions"),
     ("inspect a folder", ["inspect", "{folder}"], "is a directory"),
     ("inspect a generator with a NaN weight", ["inspect", "{nan_generator}"], "NaN"),
-    ("inspect a text file", ["inspect", "{text}"], "not a readable PyTorch file"),
+    ("inspect a text file", ["inspect", "{text}"], "was not loaded"),
     ("convert DESTINATION = SOURCE", ["convert", "{generator}", "{generator}"], "would be overwritten"),
     ("invert --batch-size 0", ["invert", "--checkpoint", "{generator}", "--images", "{folder}", "--batch-size",
                                "0"], "must be >= 1"),
