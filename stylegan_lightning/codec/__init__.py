@@ -17,8 +17,7 @@ one part (and every ``--help``) does not pay for CompressAI or Lightning.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "BitstreamError": ".bitstream",
@@ -52,13 +51,4 @@ __all__ = ["BitstreamError", "CodecModule", "CodecOutput", "CodecStream", "Coded
            "scale_table", "style_resolution", "update_layer_metrics", "write_stream"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

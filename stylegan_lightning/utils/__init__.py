@@ -5,8 +5,7 @@ Importing the package is cheap: each name is imported from its module on first u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Timer": ".timing",
@@ -26,13 +25,4 @@ __all__ = ["Timer", "check_images", "format_table", "image_grid", "median_second
            "resize_labels", "save_image", "select_device", "tensor_to_pil"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
