@@ -676,6 +676,10 @@ def _foreign_class_paths(value: Any, allowed: set[str]) -> list[str]:
 CHECKPOINT_SECTIONS = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
 
 
+class ForeignClassError(CheckpointError):
+    """A checkpoint's hyperparameters name a class that is neither the toolkit's nor the user's config's."""
+
+
 def checkpoint_configs(path: Path, user_class_path: str | None = None) -> dict[str, dict[str, Any]]:
     """The saved hyperparameters of the Lightning checkpoint ``path`` as ``model:`` / ``data:`` config entries
     (``{"class_path", "init_args"}``, or plain values for a module saved without its class), read as plain data.
@@ -695,7 +699,7 @@ def checkpoint_configs(path: Path, user_class_path: str | None = None) -> dict[s
         hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
         foreign = _foreign_class_paths(hparams, {user_class_path} if user_class_path else set())
         if foreign:
-            raise CheckpointError(f"--ckpt_path '{path}' names {foreign[0]!r}, which is not a stylegan_lightning "
+            raise ForeignClassError(f"--ckpt_path '{path}' names {foreign[0]!r}, which is not a stylegan_lightning "
                                   "class (only the toolkit's classes, or the one your config gives, are loaded)")
         if "_class_path" in hparams:
             class_path = hparams.pop("_class_path")
@@ -723,10 +727,8 @@ def _with_checkpoint_model(argv: list[str]) -> tuple[list[str], Path | None]:
         return argv, None
     try:
         entries = checkpoint_configs(path)
-    except CheckpointError as error:
-        if "not a stylegan_lightning class" in str(error):
-            return argv, None  # _parse_ckpt_path decides, knowing the user's config
-        raise
+    except ForeignClassError:
+        return argv, None  # _parse_ckpt_path decides, knowing the user's config
     given = [f"--{section}={json.dumps(entry)}" for section, entry in entries.items() if "class_path" in entry]
     if not any(item.startswith("--model=") for item in given):
         return argv, None
