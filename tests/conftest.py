@@ -14,6 +14,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def _share_the_cores() -> None:
+    """Under pytest-xdist, split the CPU cores between the workers (``-n 2`` on 2 cores: one intra-op thread each).
+    Two workers with two threads each oversubscribe the cores, and a worker's matrix products then wait for the
+    other's threads (measured: a 44 s test took 253 s in the full run)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+_share_the_cores()
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
