@@ -24,7 +24,7 @@ import yaml
 
 from . import __version__
 from .errors import CheckpointError, UsageError
-from .options import (DEVICE_HELP, finite_float, generator_size, nonnegative_int, output_file, output_folder,
+from .options import (DEVICE_HELP, channel_table, finite_float, generator_size, nonnegative_int, output_file, output_folder,
                       positive_int, truncation)
 
 
@@ -110,6 +110,16 @@ def _random_generator_arguments(parser: argparse.ArgumentParser, what: str) -> N
                         help=f"channel multiplier {what} (2 = config-f)")
     parser.add_argument("--channel-max", type=positive_int, default=None,
                         help=f"cap on the channels of every layer {what} (default: 512)")
+    parser.add_argument("--channels", type=channel_table, default=None, metavar="RES:CH,...",
+                        help=f"explicit channel table {what}, e.g. 4:256,8:256,16:256,32:128,64:64 (replaces "
+                             "--channel-multiplier / --channel-max)")
+
+
+def _channels_for(args: argparse.Namespace) -> dict[int, int] | None:
+    """``--channels`` checked against ``--size`` (one entry per resolution 4 .. size)."""
+    if args.channels is not None and sorted(args.channels) != [2**i for i in range(2, args.size.bit_length())]:
+        raise UsageError(f"--channels must give every resolution 4..{args.size} once, got {sorted(args.channels)}")
+    return args.channels
 
 
 def _sample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +163,8 @@ def _sample(args: argparse.Namespace) -> int:
         else:
             torch.manual_seed(args.init_seed)
             generator = Generator(args.size, style_dim=args.style_dim, n_mlp=args.n_mlp,
-                                  channel_multiplier=args.channel_multiplier, channel_max=args.channel_max)
+                                  channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
+                                  channels=_channels_for(args))
             source = f"random init (seed {args.init_seed})"
         frozen = FrozenGenerator(generator).to(device)
     result = sample_images(frozen, args.n, args.truncation, args.seed, args.batch_size, args.noise)
@@ -206,7 +217,8 @@ def _init_generator(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     generator = Generator(args.size, style_dim=args.style_dim, n_mlp=args.n_mlp,
-                          channel_multiplier=args.channel_multiplier, channel_max=args.channel_max)
+                          channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
+                          channels=_channels_for(args))
     latent_avg = generator.mean_latent(args.mean_samples, torch.Generator().manual_seed(args.seed))
     path = save_generator(args.out, generator, latent_avg=latent_avg)
     count = sum(p.numel() for p in generator.parameters())
@@ -560,6 +572,7 @@ LIGHTNING_REGISTRY = (
     "stylegan_lightning.encoders",
     "stylegan_lightning.editing",
     "stylegan_lightning.stylegan2.module",
+    "stylegan_lightning.stylegan2.prior",
     "stylegan_lightning.codec.module",
     "stylegan_lightning.gradstyle",
     "stylegan_lightning.hyperstyle",

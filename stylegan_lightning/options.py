@@ -67,6 +67,23 @@ def generator_size(text: str) -> int:
     return value
 
 
+MAX_CHANNELS = 4096  # the widest layer a channel table may ask for on the command line
+
+
+def channel_table(text: str) -> dict[int, int]:
+    """An argparse type: an explicit channel table ``"4:256,8:256,16:256,32:128,64:64"`` (resolution:channels)."""
+    table: dict[int, int] = {}
+    for item in text.split(","):
+        resolution, sep, count = item.strip().partition(":")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected RESOLUTION:CHANNELS items such as 4:256,8:128, got {item!r}")
+        resolution_value, count_value = generator_size(resolution), integer_at_least(1)(count)
+        if count_value > MAX_CHANNELS:
+            raise argparse.ArgumentTypeError(f"{count_value} channels at {resolution_value} px: at most {MAX_CHANNELS}")
+        table[resolution_value] = count_value
+    return table
+
+
 def _writable_folder(folder: Path, flag: str) -> None:
     """``folder`` is, or can be created as, a writable directory (nothing is created here: a run that fails
     later leaves no empty folders behind)."""

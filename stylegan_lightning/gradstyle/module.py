@@ -63,13 +63,14 @@ def load_e4e_encoder(path: str, generator: FrozenGenerator, generator_path: str 
 
 def build_discriminator_for(generator_path: str, generator: FrozenGenerator) -> tuple[Discriminator, bool]:
     """``(discriminator, from_file)``: the generator file's discriminator when it holds one, else a new
-    :class:`Discriminator` with the generator's size, channel multiplier and channel cap."""
+    :class:`Discriminator` with the generator's size and channel layout."""
     try:
         return load_discriminator(generator_path), True
     except CheckpointError:
         config = generator.generator.config
         return Discriminator(config["size"], channel_multiplier=config["channel_multiplier"],
-                             blur_kernel=config["blur_kernel"], channel_max=config["channel_max"]), False
+                             blur_kernel=config["blur_kernel"], channel_max=config["channel_max"],
+                             channels=config.get("channels")), False
 
 
 def _strength_label(strength: float) -> str:

@@ -87,10 +87,11 @@ def parse_layers_to_tune(value: str | Sequence[int] | None, n_slots: int) -> lis
     return layers
 
 
-def generator_slot_shapes(size: int, channel_multiplier: int = 2,
-                          channel_max: int | None = None) -> list[tuple[int, int, int, int]]:
-    """(out, in, k, k) of every weight slot of a rosinality generator of ``size`` (no generator is built)."""
-    layout = channel_layout(size, channel_multiplier, channel_max)
+def generator_slot_shapes(size: int, channel_multiplier: int = 2, channel_max: int | None = None,
+                          channels: dict[int, int] | None = None) -> list[tuple[int, int, int, int]]:
+    """(out, in, k, k) of every weight slot of a rosinality generator of ``size`` (no generator is built; the
+    layout arguments are :func:`~stylegan_lightning.stylegan2.channel_layout`'s)."""
+    layout = channel_layout(size, channel_multiplier, channel_max, channels)
     shapes = [(layout[4], layout[4], 3, 3), (3, layout[4], 1, 1)]
     previous = layout[4]
     for res in sorted(layout)[1:]:

@@ -1,5 +1,7 @@
 """Frozen StyleGAN2 backbone: rosinality-compatible Generator / Discriminator, checkpoint import and export,
-:class:`FrozenGenerator`, the wrapper every method uses, and :class:`StyleGAN2Module`, which trains a prior."""
+:class:`FrozenGenerator`, the wrapper every method uses, and the
+training modules of a prior: :class:`StyleGAN2Module` (the GAN) and :class:`PriorWarmStartModule` (reconstruction
+warm start with a fitted mapping, for CPUs)."""
 
 from .checkpoints import (
     build_discriminator,
@@ -21,6 +23,8 @@ __all__ = [
     "Discriminator",
     "FrozenGenerator",
     "Generator",
+    "PriorEncoder",
+    "PriorWarmStartModule",
     "StyleGAN2Module",
     "build_discriminator",
     "build_generator",
@@ -41,4 +45,8 @@ def __getattr__(name: str):
         from .module import StyleGAN2Module
 
         return StyleGAN2Module
+    if name in ("PriorEncoder", "PriorWarmStartModule"):
+        from . import prior
+
+        return getattr(prior, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,8 +7,10 @@ Supported inputs (detected from the content, not the file name):
 - pSp / e4e / HyperStyle ``.pt``: ``{"state_dict": {"decoder.*": ...}, "latent_avg", "opts"}``;
 - this project's Lightning checkpoints and exports (``{"state_dict": {...generator...}}``).
 
-The generator architecture is read from the tensor shapes (size, style_dim, n_mlp, channel layout); exports
-also record it under ``"generator_config"``. Only ``lr_mlp`` cannot be seen in the weights: it defaults to the
+The generator architecture is read from the tensor shapes (size, style_dim, n_mlp, channel layout: a rosinality
+``channel_multiplier`` / ``channel_max`` layout when one matches, else an explicit ``channels`` table, as NVlabs
+networks trained with stylegan3's ``--cbase/--cmax`` and the CPU face prior have); exports also record it under
+``"generator_config"``. Only ``lr_mlp`` cannot be seen in the weights: it defaults to the
 official 0.01 and can be overridden.
 
 Hostile files are refused with a :class:`CheckpointError` naming the file before anything large is built: a
@@ -157,7 +159,20 @@ def infer_generator_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             if channel_layout(size, multiplier, cap) == observed:
                 return dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=multiplier,
                             channel_max=cap, blur_kernel=blur_kernel)
-    raise CheckpointError(f"channel layout {observed} matches no rosinality layout (channel_multiplier, channel_max)")
+    return dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=2, channel_max=None,
+                channels=observed, blur_kernel=blur_kernel)
+
+
+def infer_discriminator_channels(state: Mapping[str, torch.Tensor], size: int) -> dict[int, int]:
+    """The ``{resolution: channels}`` table of a rosinality-layout discriminator state dict of ``size`` px (FromRGB
+    width at ``size``, then each residual block's output width)."""
+    try:
+        observed = {size: state["convs.0.0.weight"].shape[0]}
+        for n in range(1, int(math.log2(size)) - 1):
+            observed[size >> n] = state[f"convs.{n}.conv2.1.weight"].shape[0]
+    except KeyError as error:
+        raise CheckpointError(f"not a StyleGAN2 discriminator state dict for {size} px: missing {error}") from error
+    return dict(sorted(observed.items()))
 
 
 def check_generator_config(config: Mapping[str, Any], purpose: str, n_tensors: int) -> dict[str, Any]:
@@ -168,11 +183,21 @@ def check_generator_config(config: Mapping[str, Any], purpose: str, n_tensors: i
     for key in _SIZE_KEYS:
         if key in checked:  # None values were dropped by the caller
             checked[key] = config_size(config, key, purpose, n_tensors if key == "n_mlp" else None)
+    if checked.get("channels") is not None:
+        checked["channels"] = _checked_channel_table(checked["channels"], purpose, n_tensors)
     lr_mlp = checked.get("lr_mlp")
     if lr_mlp is not None and (isinstance(lr_mlp, bool) or not isinstance(lr_mlp, numbers.Real)
                                or not math.isfinite(lr_mlp) or lr_mlp <= 0):
         raise CheckpointError(f"{purpose}: configuration 'lr_mlp' must be a positive number, got {lr_mlp!r:.40}")
     return checked
+
+
+def _checked_channel_table(channels: Any, purpose: str, n_tensors: int) -> dict[int, int]:
+    """A stored ``channels`` table: at most one entry per stored tensor, each a positive integer (the shapes are
+    compared with the file's tensors before anything is built)."""
+    if not isinstance(channels, Mapping) or not 1 <= len(channels) <= n_tensors:
+        raise CheckpointError(f"{purpose}: configuration 'channels' must be a table resolution -> channels")
+    return {key: config_size(channels, key, f"{purpose}: 'channels'") for key in channels}
 
 
 def build_generator(state: Mapping[str, torch.Tensor], latent_avg: torch.Tensor | None = None,
@@ -204,11 +229,17 @@ def load_generator(path: str | Path, **config: Any) -> Generator:
 
 def build_discriminator(state: Mapping[str, torch.Tensor], generator_state: Mapping[str, torch.Tensor],
                         **config: Any) -> Discriminator:
-    """A :class:`Discriminator` loaded strictly from ``state``, shaped like the generator of ``generator_state``
-    (``config`` overrides)."""
+    """A :class:`Discriminator` loaded strictly from ``state``, as large as the generator of ``generator_state``,
+    with the channel layout read from ``state``'s own shapes (``config`` overrides)."""
     generator_config = infer_generator_config(generator_state)
-    arguments = dict(size=generator_config["size"], channel_multiplier=generator_config["channel_multiplier"],
-                     channel_max=generator_config["channel_max"], blur_kernel=generator_config["blur_kernel"])
+    size = generator_config["size"]
+    observed = infer_discriminator_channels(state, size)
+    arguments: dict[str, Any] = dict(size=size, blur_kernel=generator_config["blur_kernel"])
+    rosinality = {key: generator_config[key] for key in ("channel_multiplier", "channel_max")}
+    if channel_layout(size, **rosinality) == observed:
+        arguments.update(rosinality)
+    else:
+        arguments["channels"] = observed
     arguments.update({k: v for k, v in config.items() if v is not None})
     return load_state_strict(Discriminator(**arguments), state, f"discriminator weights ({arguments})")
 

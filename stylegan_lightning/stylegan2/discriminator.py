@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -17,7 +17,8 @@ class Discriminator(nn.Module):
     """StyleGAN2 discriminator: 1x1 FromRGB, residual downsampling blocks to 4x4, minibatch standard deviation,
     3x3 conv, two linear layers -> one logit per image.
 
-    ``channel_max`` caps channel counts as in :class:`~stylegan_lightning.stylegan2.Generator`.
+    ``channel_max`` caps channel counts and ``channels`` gives an explicit ``{resolution: channels}`` table, as in
+    :class:`~stylegan_lightning.stylegan2.Generator`.
     ``forward(x, return_features=True)`` also returns the feature map after each residual block.
     """
 
@@ -28,12 +29,14 @@ class Discriminator(nn.Module):
         blur_kernel: Sequence[int] = DEFAULT_BLUR_KERNEL,
         channel_max: int | None = None,
         stddev_group: int = 4,
+        channels: Mapping[int, int] | None = None,
     ):
         super().__init__()
         self.size = size
         self.config = dict(size=size, channel_multiplier=channel_multiplier, blur_kernel=list(blur_kernel),
-                           channel_max=channel_max, stddev_group=stddev_group)
-        channels = channel_layout(size, channel_multiplier, channel_max)
+                           channel_max=channel_max, stddev_group=stddev_group,
+                           channels=channel_layout(size, channels=channels) if channels is not None else None)
+        channels = channel_layout(size, channel_multiplier, channel_max, channels)
         log_size = int(math.log2(size))
         convs: list[nn.Module] = [ConvLayer(3, channels[size], 1)]
         in_channel = channels[size]

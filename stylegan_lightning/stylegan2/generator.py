@@ -3,7 +3,9 @@
 An official ``{"g_ema": ..., "latent_avg": ...}`` checkpoint loads with ``strict=True`` and produces the same
 images. Extensions for the methods are keyword arguments whose defaults leave the official behaviour unchanged:
 
-- ``channel_max`` caps every layer's channel count (small test and demo models);
+- ``channel_max`` caps every layer's channel count (small test and demo models); ``channels`` gives an explicit
+  per-resolution table instead (e.g. ``{4: 256, 8: 256, 16: 256, 32: 128, 64: 64}``: a CPU prior, or an NVlabs
+  network trained with stylegan3's ``--cbase/--cmax``);
 - ``weight_deltas`` (HyperStyle): one entry per modulated conv (:attr:`Generator.n_weight_slots` = 26 at 1024),
   ``None`` or a tensor broadcastable to [B, out, in, k, k] applied as ``W * (1 + delta)``;
 - ``return_features``: also return the feature map after every synthesis block;
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -36,16 +38,39 @@ def _after(hook: LayerHook | None, index: int, features: torch.Tensor) -> torch.
     return features if replaced is None else replaced
 
 
-def channel_layout(size: int, channel_multiplier: int = 2, channel_max: int | None = None) -> dict[int, int]:
-    """Channels per resolution, rosinality's table (config-f for ``channel_multiplier=2``), optionally capped."""
+def channel_layout(size: int, channel_multiplier: int = 2, channel_max: int | None = None,
+                   channels: Mapping[int, int] | None = None) -> dict[int, int]:
+    """Channels per resolution: the explicit table ``channels`` when given (keys 4, 8, ..., ``size``; string keys
+    from JSON are accepted), else rosinality's table (config-f for ``channel_multiplier=2``), optionally capped
+    at ``channel_max``."""
+    resolutions = [2**i for i in range(2, int(math.log2(size)) + 1)]
+    if channels is not None:
+        return _checked_table(channels, resolutions)
     base = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
     layout = {}
-    for res in (2**i for i in range(2, int(math.log2(size)) + 1)):
+    for res in resolutions:
         if res not in base:
             raise ValueError(f"unsupported resolution {res}")
-        channels = base[res] * (channel_multiplier if res >= 64 else 1)
-        layout[res] = min(channels, channel_max) if channel_max else channels
+        count = base[res] * (channel_multiplier if res >= 64 else 1)
+        layout[res] = min(count, channel_max) if channel_max else count
     return layout
+
+
+def _checked_table(channels: Mapping[int, int], resolutions: list[int]) -> dict[int, int]:
+    """``channels`` with integer keys, exactly ``resolutions``, and positive integer values; ValueError otherwise."""
+    if not isinstance(channels, Mapping):
+        raise ValueError(f"channels must be a mapping resolution -> channel count, got {type(channels).__name__}")
+    table = {}
+    for key, value in channels.items():
+        resolution = int(key) if isinstance(key, str) and key.isdigit() else key
+        if isinstance(resolution, bool) or not isinstance(resolution, int):
+            raise ValueError(f"channels: resolution {key!r} is not an integer")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"channels: {resolution} px has {value!r} channels; expected a positive integer")
+        table[resolution] = value
+    if sorted(table) != resolutions:
+        raise ValueError(f"channels must give every resolution {resolutions}, got {sorted(table)}")
+    return {res: table[res] for res in resolutions}
 
 
 class Generator(nn.Module):
@@ -59,6 +84,8 @@ class Generator(nn.Module):
         blur_kernel: 1-D FIR kernel used for up/down sampling.
         lr_mlp: learning-rate multiplier of the mapping network.
         channel_max: optional cap on every layer's channel count (``None`` = official layout).
+        channels: optional explicit channel table ``{resolution: channels}`` for 4 .. ``size``; when given,
+            ``channel_multiplier`` and ``channel_max`` are not used (see :func:`channel_layout`).
     """
 
     def __init__(
@@ -70,6 +97,7 @@ class Generator(nn.Module):
         blur_kernel: Sequence[int] = DEFAULT_BLUR_KERNEL,
         lr_mlp: float = 0.01,
         channel_max: int | None = None,
+        channels: Mapping[int, int] | None = None,
     ):
         super().__init__()
         if size < 4 or size & (size - 1):
@@ -79,12 +107,13 @@ class Generator(nn.Module):
         self.config = dict(
             size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
             blur_kernel=list(blur_kernel), lr_mlp=lr_mlp, channel_max=channel_max,
+            channels=channel_layout(size, channels=channels) if channels is not None else None,
         )
         self.style = nn.Sequential(
             PixelNorm(),
             *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu") for _ in range(n_mlp)],
         )
-        self.channels = channel_layout(size, channel_multiplier, channel_max)
+        self.channels = channel_layout(size, channel_multiplier, channel_max, channels)
         self.input = ConstantInput(self.channels[4])
         self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel)
         self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)

@@ -208,7 +208,9 @@ class ModulatedConv2d(nn.Module):
         else:
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            demod = torch.rsqrt((weight[None] * style.view(batch, 1, -1, 1, 1)).pow(2).sum([2, 3, 4]) + self.eps)
+            # sum over (in, k, k) of (w * s_in)^2 = s^2 @ (sum over k, k of w^2): a [B, in] x [in, out] product
+            # instead of a [B, out, in, k, k] temporary
+            demod = torch.rsqrt(style.pow(2) @ weight.pow(2).sum([2, 3]).t() + self.eps)
             out = out * demod.view(batch, self.out_channel, 1, 1)
         return out
 

@@ -38,10 +38,10 @@ from typing import Any
 import torch
 
 from ..losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
-from ..serialization import CheckpointError
+from ..serialization import CheckpointError, load_state_strict
 from ..training import ToolkitModule
 from .augment import DiffAugment
-from .checkpoints import save_generator
+from .checkpoints import read_checkpoint, save_generator
 from .discriminator import Discriminator
 from .generator import Generator
 
@@ -71,8 +71,12 @@ class StyleGAN2Module(ToolkitModule):
     """Train a StyleGAN2 generator / discriminator pair (see the module docstring).
 
     Args:
-        size, style_dim, n_mlp, channel_multiplier, channel_max, lr_mlp: architecture (``Generator`` arguments;
-            the discriminator uses the same size / channel layout).
+        size, style_dim, n_mlp, channel_multiplier, channel_max, channels, lr_mlp: architecture (``Generator``
+            arguments; ``channels`` is an explicit ``{resolution: channels}`` table); the discriminator uses the same
+            size and channel layout unless ``d_channels`` gives its own table.
+        init_generator: a generator file (any format :func:`load_generator` reads, e.g. the reconstruction warm
+            start of :class:`~stylegan_lightning.stylegan2.PriorWarmStartModule`) whose weights start G and its
+            EMA; its architecture must be the one configured here.
         lr, betas: Adam settings before the lazy-regularisation correction (0.002, (0, 0.99)).
         r1_gamma: R1 weight; ``None`` = ``0.0002 * size**2 / global_batch`` (NVlabs auto config).
         d_reg_every, g_reg_every: lazy intervals (16, 4); 0 disables the regulariser.
@@ -99,6 +103,9 @@ class StyleGAN2Module(ToolkitModule):
         n_mlp: int = 8,
         channel_multiplier: int = 2,
         channel_max: int | None = None,
+        channels: dict[int, int] | None = None,
+        d_channels: dict[int, int] | None = None,
+        init_generator: str | None = None,
         lr_mlp: float = 0.01,
         lr: float = 0.002,
         betas: tuple[float, float] = (0.0, 0.99),
@@ -130,8 +137,11 @@ class StyleGAN2Module(ToolkitModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = Generator(size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
-                                   lr_mlp=lr_mlp, channel_max=channel_max)
-        self.discriminator = Discriminator(size, channel_multiplier=channel_multiplier, channel_max=channel_max)
+                                   lr_mlp=lr_mlp, channel_max=channel_max, channels=channels)
+        if init_generator is not None:
+            self._start_from(init_generator)
+        self.discriminator = Discriminator(size, channel_multiplier=channel_multiplier, channel_max=channel_max,
+                                           channels=d_channels if d_channels is not None else channels)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         self.augment = DiffAugment(diffaugment_policy) if augment == "diffaugment" else None
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
@@ -142,6 +152,12 @@ class StyleGAN2Module(ToolkitModule):
         self.register_buffer("latent_avg", torch.zeros(style_dim))
         self.fid = self._build_fid(fid_features, fid_weights, fid_alignment)
         self._last_logs: dict[str, torch.Tensor] = {}
+
+    def _start_from(self, path: str) -> None:
+        """Copy the weights (and noise maps) of the generator file ``path`` into G; refuses another layout."""
+        state = {k: v.float() if v.is_floating_point() else v for k, v in read_checkpoint(path)["generator"].items()}
+        load_state_strict(self.generator, state,
+                          f"init_generator '{path}' for this StyleGAN2Module ({self.generator.config})")
 
     @staticmethod
     def _build_fid(features: str | None, weights: str | None, alignment: str):
