@@ -765,11 +765,22 @@ def save_final_checkpoint(trainer) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------------------ driver
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after an option's help, unless its help already says what the default is or there
+    is none to show (``None``, or an off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class ToolParser(argparse.ArgumentParser):
     """argparse with the defaults shown in ``--help`` and every error as one line (exit status 2)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from ..cli import UsageError
+from ..errors import UsageError
 from ..data.errors import DatasetError
 from ..options import output_file, output_folder
 from ..utils import Timer, format_table, progress, save_image, select_device

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..cli import UsageError
+from ..errors import UsageError
+from ..options import output_file
 from .arguments import compare_edits_arguments, label_latents_arguments  # noqa: F401
 from ..utils import format_table
 
@@ -24,6 +25,9 @@ def run_label_latents(args: argparse.Namespace) -> int:
     from ..data.latents import join_latent_attributes, sample_latent_attributes
     from ..stylegan2 import FrozenGenerator
 
+    output_file(args.out, "--out", suffixes=(".pt", ".pth"),
+                not_same_as={"--latents": args.latents, "--attributes": args.attributes, "--generator": args.generator,
+                             "--classifier": args.classifier})
     if bool(args.latents) == bool(args.generator):
         raise UsageError("give --generator with --classifier (sampled codes) or --latents with --attributes "
                          "(inverted images)")
@@ -66,6 +70,10 @@ def run_compare_edits(args: argparse.Namespace) -> int:
     from .evaluation import (COMPARISON_HEADER, DirectionEditor, StyleAEEditor, binary_outputs, comparison_rows,
                              evaluate_attribute_edits, fit_interfacegan_directions)
 
+    if args.csv:
+        output_file(args.csv, "--csv", suffixes=(".csv",),
+                    not_same_as={"--styleae": args.styleae, "--generator": args.generator, "--classifier": args.classifier,
+                                 "--latents": args.latents, "--fit-latents": args.fit_latents})
     device = select_device(args.device)
     model = load_styleae(args.styleae).to(device)
     generator = FrozenGenerator.from_file(args.generator).to(device)

@@ -337,3 +337,30 @@ class PriorWarmStartModule(ToolkitModule):
 
     def on_train_end(self) -> None:
         self.export_at_fit_end(self.export_generator)
+
+
+PRIOR_CHECKPOINT = "prior warm-start checkpoint (a PriorWarmStartModule Lightning checkpoint)"
+
+
+def load_prior_checkpoint(path: str | Path) -> tuple[PriorEncoder, Generator]:
+    """``(encoder, generator)`` of a :class:`PriorWarmStartModule` Lightning checkpoint, in eval mode, read as plain
+    data and loaded strictly (the architecture from the stored tensors and hyperparameters, compared on the meta
+    device before anything is built); a :class:`CheckpointError` naming the file otherwise."""
+    from ..serialization import check_before_building, load_state_strict, safe_torch_load
+    from .checkpoints import build_generator, strip_prefix
+
+    purpose = f"{PRIOR_CHECKPOINT} '{path}'"
+    data = safe_torch_load(path, PRIOR_CHECKPOINT)
+    state = data.get("state_dict") if isinstance(data, dict) else None
+    hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not isinstance(hparams, dict) or "encoder_channels" not in hparams:
+        raise CheckpointError(f"{purpose}: it is not one (no encoder_channels hyperparameter or state dict)")
+    generator = build_generator(strip_prefix(state, "generator."), purpose=purpose, lr_mlp=hparams.get("lr_mlp"))
+    encoder_state = strip_prefix(state, "encoder.")
+    channels = hparams["encoder_channels"]
+
+    def build() -> PriorEncoder:
+        return PriorEncoder(generator.size, generator.style_dim, generator.n_latent, list(channels))
+
+    check_before_building(build, encoder_state, purpose)
+    return load_state_strict(build(), encoder_state, purpose).eval(), generator.eval()
