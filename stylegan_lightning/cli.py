@@ -587,6 +587,8 @@ def run_lightning(argv: list[str] | None) -> int:
     import importlib
     import warnings
 
+    _check_lightning_configs(list(sys.argv[1:] if argv is None else argv))
+
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
@@ -803,16 +805,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
+def read_config_file(path: str) -> Any:
+    """The YAML content of the config file ``path``; a :class:`UsageError` (one line) when it is missing, a
+    folder, not text or not valid YAML."""
     config = Path(path).expanduser()
     if not config.is_file():
         raise UsageError(f"config file '{path}' {'is a directory' if config.is_dir() else 'does not exist'}")
     try:
-        values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(config.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise UsageError(f"config file '{path}' is not a text (YAML) file") from None
     except yaml.YAMLError as error:
         raise UsageError(f"config file '{path}' is not valid YAML: {' '.join(str(error).split())}") from None
+
+
+def _check_lightning_configs(argv: list[str]) -> None:
+    """Every ``--config`` / ``-c`` file of a Lightning subcommand is read by :func:`read_config_file` first, so a
+    folder or a binary file is one line rather than Lightning's usage text."""
+    for index, item in enumerate(argv):
+        if item in ("--config", "-c") and index + 1 < len(argv):
+            read_config_file(argv[index + 1])
+        elif item.startswith("--config="):
+            read_config_file(item.split("=", 1)[1])
+
+
+def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
+    values = read_config_file(path) or {}
     if not isinstance(values, dict):
         raise UsageError(f"config file '{path}' must hold a mapping of option: value")
     if isinstance(values.get(sub.prog.split()[-1]), dict):  # a section named after the tool

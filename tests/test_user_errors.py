@@ -84,6 +84,8 @@ CASES = [
                                          "{codec_csv}"], "would be overwritten"),
     ("evaluate --grid x (no image extension)", ["evaluate", "--codec", "{codec}", "--images", "{folder}",
                                                 "--grid", "{root}/x"], "extensions"),
+    ("fit --config a folder", ["fit", "--config", "{folder}"], "is a directory"),
+    ("fit -c a binary file", ["fit", "-c", "{binary}"], "not a text"),
     ("validate --ckpt_path missing", ["validate", "--ckpt_path", "{root}/missing.ckpt"], "does not exist"),
     ("validate --ckpt_path a folder", ["validate", "--ckpt_path", "{folder}"], "is a directory"),
     ("validate --ckpt_path a list checkpoint", ["validate", "--ckpt_path", "{list_ckpt}"], "top level is a list"),
