@@ -243,12 +243,17 @@ def cpu_state(module: nn.Module, prefix: str = "", dtype: torch.dtype | None = N
     return state
 
 
-def build_unfilled(cls: type[nn.Module], **arguments: Any) -> nn.Module:
+def build_unfilled(cls: type[nn.Module], expected_state: Mapping[str, Any] | None = None, purpose: str = "weights",
+                   **arguments: Any) -> nn.Module:
     """``cls(**arguments)`` for strict loading, without spending time on random initialisation: built on the meta
     device, then given (uninitialised) CPU storage that :func:`load_state_strict` overwrites. Batch-norm counters
-    start at zero (files may lack them)."""
+    start at zero (files may lack them). With ``expected_state`` (the tensors that will be loaded), the meta module
+    is first compared with it (:func:`check_state`, naming ``purpose``), so a stored configuration can never ask
+    for more memory than the file holds."""
     with torch.device("meta"):
         module = cls(**arguments)
+    if expected_state is not None:
+        check_state(module, expected_state, purpose)
     module = module.to_empty(device="cpu")
     with torch.no_grad():
         for name, buffer in module.named_buffers():

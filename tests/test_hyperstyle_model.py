@@ -249,3 +249,19 @@ def test_invalid_configuration(parts):
         HyperNetwork(generator.weight_slot_shapes(), layers_to_tune=[0, 11], input_size=32)
     with pytest.raises(ValueError, match="input_size"):
         HyperNetwork(generator.weight_slot_shapes(), input_size=48)
+
+
+@pytest.mark.parametrize("key, value", [("input_nc", 10**7), ("input_nc", 5)])
+def test_stored_options_asking_for_other_networks_are_refused_before_building(model, tmp_path, monkeypatch, key,
+                                                                              value):
+    """A file whose opts ask for a huge (or other) hypernetwork is compared with its tensors on the meta device:
+    one CheckpointError naming the file, and no CPU storage is allocated for the asked-for network."""
+    path = save_hyperstyle(tmp_path / "hyperstyle.pt", model, w_encoder_path=tmp_path / "w_encoder.pt")
+    raw = torch.load(path, weights_only=True)
+    raw["opts"][key] = value
+    torch.save(raw, tmp_path / "forged.pt")
+    allocated = []
+    monkeypatch.setattr(torch.nn.Module, "to_empty", lambda self, **kw: allocated.append(self) or self)
+    with pytest.raises(CheckpointError, match="forged.pt"):
+        load_hyperstyle(tmp_path / "forged.pt")
+    assert not [m for m in allocated if isinstance(m, HyperNetwork)]

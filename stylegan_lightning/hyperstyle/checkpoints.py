@@ -93,11 +93,12 @@ def load_hyperstyle(path: str | Path, w_encoder: str | Path | LatentEncoder | In
                          input_nc=int(opts.get("input_nc", 6)),
                          input_size=int(own.get("input_size", DEFAULT_INPUT_SIZE)),
                          shared_layers=own.get("shared_layers"))
-        hypernet = build_unfilled(HyperNetwork, **arguments)
+        shown = {k: v for k, v in arguments.items() if k != "slot_shapes"}
+        purpose = f"{PURPOSE} '{path}' (hypernet, {shown})"
+        hypernet = build_unfilled(HyperNetwork, data["hypernet"], purpose, **arguments)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot build the hypernetwork ({error})") from error
-    shown = {k: v for k, v in arguments.items() if k != "slot_shapes"}
-    load_state_strict(hypernet, data["hypernet"], f"{PURPOSE} '{path}' (hypernet, {shown})")
+    load_state_strict(hypernet, data["hypernet"], purpose)
     encoder = _w_encoder(w_encoder, opts, decoder, data["latent_avg"], path)
     if n_iters is None:
         n_iters = int(own.get("n_iters", opts.get("n_iters_per_batch") or DEFAULT_N_ITERS))

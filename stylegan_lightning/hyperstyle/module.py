@@ -32,6 +32,7 @@ from ..losses import InversionLosses
 from ..metrics import build_metric_networks, inversion_metrics
 from ..optim import build_optimizer
 from ..serialization import build_unfilled
+from ..stylegan2.checkpoints import strip_prefix
 from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule, model_from_checkpoint
 from ..utils.images import resize_images
@@ -238,7 +239,9 @@ def load_hyperstyle_module_checkpoint(path: str, generator: str | None = None) -
     def build(data: dict, hparams: dict, frozen: FrozenGenerator) -> HyperStyle:
         spec = data[CHECKPOINT_KEY]
         w_encoder = build_latent_encoder(spec["w_encoder_spec"], frozen)
-        hypernet = build_unfilled(HyperNetwork, slot_shapes=frozen.weight_slot_shapes(),
+        stored = strip_prefix(data["state_dict"], "model.hypernet.")
+        hypernet = build_unfilled(HyperNetwork, stored, f"HyperStyle checkpoint '{path}' (hypernet)",
+                                  slot_shapes=frozen.weight_slot_shapes(),
                                   layers_to_tune=spec["layers_to_tune"], input_nc=int(spec["input_nc"]),
                                   input_size=int(spec["input_size"]), shared_layers=spec["shared_layers"])
         opts = {k: hparams[k] for k in ("l2_lambda", "lpips_lambda", "id_lambda", "lr", "optimizer") if k in hparams}
