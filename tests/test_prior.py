@@ -16,7 +16,8 @@ from stylegan_lightning.stylegan2.prior import PriorWarmStartModule, moment_dist
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 SMALL = dict(size=16, style_dim=16, n_mlp=2, channels={4: 32, 8: 16, 16: 8}, encoder_channels=[8, 16],
-             mapping_batch=64, bank_size=256, swd_projections=32, n_mean_latent=100, n_sample_images=4)
+             mapping_batch=64, bank_size=256, swd_projections=32, n_mean_latent=100, n_sample_images=4,
+             final_mapping_steps=100)
 
 
 class Images(Dataset):
@@ -106,6 +107,23 @@ def test_training_lowers_the_reconstruction_error_and_fits_the_mapping(tmp_path)
     with torch.no_grad():
         expected = module.generator.half().float().style(torch.ones(1, 16))
         assert torch.allclose(exported.style(torch.ones(1, 16)), expected, atol=1e-6)
+
+
+def test_the_final_refit_carries_z_to_a_fixed_code_distribution():
+    torch.manual_seed(0)
+    module = PriorWarmStartModule(**SMALL)
+    codes = torch.randn(2000, 16) * torch.linspace(0.1, 0.5, 16) + torch.linspace(-1, 1, 16)
+    probe = torch.Generator().manual_seed(5)
+
+    def distance():
+        with torch.no_grad():
+            mapped = module.generator.style(torch.randn(2000, 16, generator=probe))
+        return float(sliced_wasserstein(mapped, codes, 64, torch.Generator().manual_seed(2)))
+
+    start = distance()
+    losses = module.fit_mapping(codes, 300, 0.003)
+    print("SWD before / after", start, distance(), "loss", losses[0], losses[-1])
+    assert distance() < 0.05 * start and losses[-1] < 0.1 * losses[0]
 
 
 def test_gan_fine_tuning_starts_from_the_warm_start(tmp_path):
