@@ -78,8 +78,9 @@ def test_ms_ssim_scales_and_identity():
     assert metric.scales_for(256)[1] == pytest.approx((0.0448, 0.2856, 0.3001, 0.2363, 0.1333))
     assert len(metric.scales_for(12)[1]) == 1
     x = torch.rand(2, 3, 64, 64) * 2 - 1
-    with pytest.warns(RuntimeWarning, match="3 of 5 scales"):
+    with pytest.warns(RuntimeWarning, match="3 of 5 scales") as caught:
         metric.update(x, x)
+    assert caught[0].filename == __file__  # the caller's line, not torchmetrics' update wrapper
     assert metric.compute().item() == pytest.approx(1.0, abs=1e-4)
     noisy = MSSSIM()
     with warnings.catch_warnings():
@@ -157,6 +158,7 @@ def test_collections_leave_out_missing_weights_with_one_warning(tmp_path, monkey
         collection = inversion_metrics(prefix="val/")
     messages = [str(w.message) for w in caught if "left out" in str(w.message)]
     assert len(messages) == 1
+    assert [w.filename for w in caught if "left out" in str(w.message)] == [__file__]
     assert "alexnet-owt-7be5be79.pth" in messages[0] and "model_ir_se50.pth" in messages[0]
     assert set(collection.keys()) == {"val/l2", "val/psnr", "val/ssim", "val/ms_ssim"}
     x = torch.rand(2, 3, 32, 32) * 2 - 1

@@ -12,13 +12,13 @@ keyword arguments (``preds=..., target=...``, plus ``num_bytes``, ``likelihoods`
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from ..utils.warn import warn_caller
 from ..weights import MissingWeightError
 from .fidelity import MSSSIM, PSNR, SSIM, MeanSquaredError
 from .landmarks import LandmarkNME
@@ -90,8 +90,8 @@ def build_metric_networks(names, paths: Mapping[str, str] | None = None,
                 raise
             missing.append(f"{name}: {error}")
     if missing:
-        warnings.warn("metrics left out because their pretrained files are missing (nothing is computed with "
-                      "random weights):\n  - " + "\n  - ".join(missing), RuntimeWarning, stacklevel=3)
+        warn_caller("metrics left out because their pretrained files are missing (nothing is computed with "
+                    "random weights):\n  - " + "\n  - ".join(missing), RuntimeWarning)
     return built
 
 

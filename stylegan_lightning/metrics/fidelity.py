@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 from torchmetrics.functional.image import (
@@ -10,6 +9,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from ..utils.warn import warn_caller
 from .base import MeanOverImages
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
@@ -78,8 +78,8 @@ class MSSSIM(MeanOverImages):
         size = min(preds.shape[-2:])
         kernel, betas = self.scales_for(size)
         if (kernel, len(betas)) != (self.kernel_size, len(MS_SSIM_BETAS)) and not self._warned:
-            warnings.warn(f"MS-SSIM on {size}px images uses {len(betas)} of {len(MS_SSIM_BETAS)} scales "
-                          f"(kernel {kernel}); not comparable to full-size MS-SSIM", RuntimeWarning, stacklevel=3)
+            warn_caller(f"MS-SSIM on {size}px images uses {len(betas)} of {len(MS_SSIM_BETAS)} scales "
+                        f"(kernel {kernel}); not comparable to full-size MS-SSIM", RuntimeWarning)
             self._warned = True
         preds, target = preds.float().clamp(-1, 1), target.float().clamp(-1, 1)
         if len(betas) == 1:  # a single scale is plain SSIM

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import warnings
 from pathlib import Path
 from types import ModuleType
+
+from ..utils.warn import warn_caller
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 PLUGINS = {"upfirdn2d": "upfirdn2d.cu", "bias_act": "bias_act.cu"}
@@ -51,13 +52,12 @@ def get_plugin(name: str, required: bool = False) -> ModuleType | None:
                 _cache[name] = _build(name)
             except Exception as error:  # noqa: BLE001 - any build failure means "use the reference"
                 _cache[name] = error
-                warnings.warn(
+                warn_caller(
                     f"stylegan_lightning: the CUDA kernel '{name}' could not be built ({type(error).__name__}: "
                     f"{error}). Using the PyTorch reference implementation for this process (same results, "
                     "slower). Usual fixes: `pip install ninja`, a CUDA toolkit matching torch.version.cuda, "
                     "removing ~/.cache/torch_extensions. Set STYLEGAN_LIGHTNING_OPS=ref to skip the build.",
                     RuntimeWarning,
-                    stacklevel=3,
                 )
         result = _cache[name]
     if isinstance(result, BaseException):

@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ import torch
 from ..losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from ..serialization import CheckpointError, load_state_strict
 from ..training import ToolkitModule
+from ..utils.warn import warn_caller
 from .augment import DiffAugment
 from .checkpoints import read_checkpoint, save_generator
 from .discriminator import Discriminator
@@ -169,8 +169,8 @@ class StyleGAN2Module(ToolkitModule):
         try:
             network = build_identity_encoder(features, weights, alignment=alignment)
         except (CheckpointError, OSError) as error:
-            warnings.warn(f"StyleGAN2Module: FID disabled, the {features} weights are not available ({error})",
-                          RuntimeWarning, stacklevel=3)
+            warn_caller(f"StyleGAN2Module: FID disabled, the {features} weights are not available ({error})",
+                        RuntimeWarning)
             return None
         return FrechetDistance(network)
 
