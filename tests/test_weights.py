@@ -58,3 +58,14 @@ def test_weights_command_lists_presence(empty_weights, capsys):
     assert any(line.startswith("| bisenet_parsing") and "MISSING" in line for line in out.splitlines())
     assert main(["weights", "--missing"]) == 0
     assert "| arcface_ir_se50" not in capsys.readouterr().out.split("\n\n")[1]
+
+
+def test_files_in_sub_folders_of_the_weights_folder_are_found(empty_weights, capsys):
+    nested = empty_weights / "weights" / "faces" / "arcface"
+    nested.mkdir(parents=True)
+    (nested / "model_ir_se50.pth").write_bytes(b"x")
+    assert find_weight("arcface_ir_se50") == nested / "model_ir_se50.pth"
+    assert main(["weights"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("| arcface_ir_se50") and "| yes" in line for line in lines)
+    assert max(len(line) for line in lines if line.startswith("|")) <= 120  # the tables wrap to 120 columns
