@@ -55,7 +55,8 @@ bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on th
 # train-gradstyle (configs/gradstyle.yaml: GradStyle over the FFHQ 1024 prior and the official e4e) and
 # train-hyperstyle (configs/hyperstyle.yaml: HyperStyle over the FFHQ 1024 prior and the official W-encoder) and
 # train-styleae (configs/styleae.yaml: StyleAE over the FFHQ prior, pairs from `stylegan-lightning label-latents`);
-# train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64.yaml (the 64 px face prior).
+# train-stylegan runs configs/stylegan2.yaml (FFHQ) and train-prior configs/prior64-gpu.yaml (10 GPU minutes from the
+# shipped 64 px prior; CONFIG=configs/prior64.yaml trains the larger prior from scratch).
 CONFIG ?=
 train-%: $(STAMP)
 	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/$*.yaml)
@@ -63,8 +64,8 @@ train-%: $(STAMP)
 train-stylegan: $(STAMP)  ## StyleGAN2 on FFHQ (configs/stylegan2.yaml)
 	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/stylegan2.yaml)
 
-train-prior: $(STAMP)  ## the 64 px face prior (configs/prior64.yaml)
-	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/prior64.yaml)
+train-prior: $(STAMP)  ## GPU: 10 minutes of the GAN recipe from the shipped prior (configs/prior64-gpu.yaml)
+	$(BIN)/stylegan-lightning fit --config $(if $(CONFIG),$(CONFIG),configs/prior64-gpu.yaml)
 
 # The CPU face prior (data/priors/README.md): stage 1 reconstruction warm start + fitted mapping (~2 h on 2 cores),
 # stage 2 adversarial fine-tuning (~40 min), then the shipped float16 file and its grids. Every stage resumes from
