@@ -528,7 +528,7 @@ def _weights(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ codec, styleae
-# The codec and StyleAE tools live in stylegan_lightning.codec.tools / stylegan_lightning.styleae.tools; those
+# The codec, photo and StyleAE tools live in stylegan_lightning.{codec,photos,styleae}.tools; those
 # packages import CompressAI and Lightning, so they are imported only when one of their subcommands is parsed or run
 # (build_parser adds the requested tool's options only).
 def _package_tool(package: str, name: str, help: str) -> None:
@@ -553,6 +553,8 @@ _package_tool("codec", "compress", "compress face images into scalable codec str
 _package_tool("codec", "decompress", "decode codec streams (.sglc) into PNG images from layers 1..k")
 _package_tool("codec", "evaluate", "rate, distortion and timings of every codec layer on a set of images (and "
                                   "classical baselines)")
+_package_tool("photos", "align", "detect and FFHQ-align the faces of ordinary photos (aligned PNG + JSON to paste "
+                                "an edit back)")
 _package_tool("styleae", "label-latents", "write (w, attribute) pairs for StyleAE training: sampled codes labelled "
                                           "by a classifier, or inverted images joined with their dataset labels")
 _package_tool("styleae", "compare-edits", "StyleAE vs InterFaceGAN at equal attribute change: success rate, "

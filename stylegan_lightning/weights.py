@@ -135,7 +135,11 @@ for _spec in [
                "2DFAN4-11f355bf06.pth.tar (v1.0), or exported from the TorchScript 2DFAN4-*.zip of current "
                "releases with torch.save(torch.jit.load(zip).state_dict(), '2DFAN-4.pth.tar')"),
     WeightFile("dlib_landmarks", "shape_predictor_68_face_landmarks.dat",
-               "dlib 68-point landmark predictor (landmark NME for evaluation)",
+               "dlib 68-point landmark predictor (face alignment of photos, landmark NME for evaluation)",
+               "pip package face-recognition-models (installed with the toolkit)",
+               (package_folder("face_recognition_models", "models"),)),
+    WeightFile("dlib_cnn_detector", "mmod_human_face_detector.dat",
+               "dlib MMOD CNN face detector (face alignment with --detector cnn)",
                "pip package face-recognition-models (installed with the toolkit)",
                (package_folder("face_recognition_models", "models"),)),
     WeightFile("vgg16_imagenet", "vgg16-397923af.pth", "torchvision VGG16 ImageNet weights (LPIPS-vgg and DISTS)",

@@ -1,0 +1,25 @@
+"""Options of the ``align`` tool (light: no torch import, so ``--help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..options import positive_int
+
+DETECTOR_CHOICES = ("hog", "cnn")
+
+
+def align_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("photos", nargs="+", help="photos or folders of photos (JPEG, PNG, WebP, HEIC, AVIF ...)")
+    parser.add_argument("--out", default="outputs/aligned", help="folder for <photo>_face<i>.png and .json")
+    parser.add_argument("--size", type=positive_int, default=1024, help="side of the aligned faces in pixels")
+    parser.add_argument("--all-faces", action="store_true", help="align every face of a photo, not only the largest")
+    parser.add_argument("--detector", choices=DETECTOR_CHOICES, default="hog",
+                        help="dlib face detector: hog (fast) or cnn (finds smaller and turned faces, slower)")
+    parser.add_argument("--upsample", type=int, default=1, choices=(0, 1, 2),
+                        help="times the detector upsamples the photo (after downscaling it to 1024 px)")
+    parser.add_argument("--no-padding", action="store_true",
+                        help="leave black where the face square leaves the photo instead of reflect-padding")
+
+
+__all__ = ["DETECTOR_CHOICES", "align_arguments"]

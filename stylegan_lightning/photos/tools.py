@@ -1,0 +1,73 @@
+"""The ``align`` tool: photos in, FFHQ-aligned faces (and the JSON that lets them be pasted back) out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..options import output_folder
+from .arguments import align_arguments  # noqa: F401
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+
+
+def photo_files(entries: list[str]) -> list[Path]:
+    """The photo files named by ``entries`` (files, or folders searched recursively for photo suffixes)."""
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+            if not found:
+                raise UsageError(f"no photos in folder '{path}' (looked for {', '.join(PHOTO_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"photo '{path}' does not exist")
+    return files
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from ..data.errors import BadImageError
+    from ..utils import format_table, progress
+    from .alignment import FaceLandmarker, NoFaceError, align_faces, load_photo, write_aligned
+
+    files = photo_files(args.photos)
+    out = output_folder(args.out)
+    landmarker = FaceLandmarker(args.detector, args.upsample)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, failures = [], []
+    stems: dict[str, int] = {}
+    with progress(len(files), "photo") as bar:
+        for path in files:
+            stem = path.stem if path.stem not in stems else f"{path.stem}-{stems[path.stem]}"
+            stems[path.stem] = stems.get(path.stem, 0) + 1
+            try:
+                photo = load_photo(path)
+                faces = align_faces(photo, args.size, args.all_faces, landmarker, padding=not args.no_padding,
+                                    source=str(path))
+            except NoFaceError as error:
+                failures.append(str(error))
+                rows.append([str(path), "no face", "", ""])
+            except BadImageError as error:
+                failures.append(str(error))
+                rows.append([str(path), "unreadable", "", ""])
+            else:
+                for face in faces:
+                    image_path, _ = write_aligned(face, out, stem)
+                    side = float(((face.quad[3] - face.quad[0]) ** 2).sum() ** 0.5)
+                    rows.append([str(path), f"{photo.size[0]}x{photo.size[1]}", face.index,
+                                 f"{image_path.name} (face side {side:.0f} px)"])
+            bar.update(1)
+    print(format_table(rows, ["photo", "size", "face", "aligned"], max_width=120))
+    written = sum(1 for row in rows if row[2] != "")
+    print(f"wrote {written} aligned face(s) of {args.size} px to {out} (with .json: source, face index, quad, "
+          "landmarks)")
+    for line in failures:
+        print(f"stylegan-lightning align: {line}", file=sys.stderr)
+    if not written:
+        raise UsageError("no face was aligned" if failures else "nothing to align")
+    return 0
