@@ -281,6 +281,30 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images per inversion batch")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--no-images", action="store_true", help="write latents.pt and the grid only")
+    _align_arguments(parser)
+
+
+def _align_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--align`` / ``--all-faces`` / ``--detector`` of the tools that read face images."""
+    parser.add_argument("--align", action="store_true",
+                        help="the images are ordinary photos: detect and FFHQ-align their faces first (the "
+                             "largest of each photo; see `stylegan-lightning align`)")
+    parser.add_argument("--all-faces", action="store_true", help="with --align: every face of each photo")
+    parser.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="with --align: the face detector")
+
+
+def _face_images(args: argparse.Namespace, size: int):
+    """``(keys, images, alignment)`` of ``--images``: aligned photos with ``--align``, else aligned face images
+    (``alignment`` empty)."""
+    if args.align:
+        from .photos.tools import aligned_inputs
+
+        return aligned_inputs(args.images, size, args.all_faces, args.detector)
+    if args.all_faces:
+        raise UsageError("--all-faces applies with --align")
+    from .inversion import read_images
+
+    return (*read_images(args.images, size), {})
 
 
 @tool("invert", "invert face images into W+ with an encoder, GradStyle or HyperStyle (latents, reconstructions, "
@@ -288,7 +312,7 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
 def _invert(args: argparse.Namespace) -> int:
     import torch
 
-    from .inversion import load_inversion_model, read_images, save_latents
+    from .inversion import load_inversion_model, save_latents
     from .utils import Timer, format_table, progress, save_image, select_device
 
     options = _inversion_options(args)
@@ -296,7 +320,7 @@ def _invert(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     model = load_inversion_model(args.checkpoint, args.method, args.generator, **options).to(device)
     generator = model.decoder
-    keys, images = read_images(args.images, args.resolution or generator.size)
+    keys, images, alignment = _face_images(args, args.resolution or generator.size)
     latents, reconstructions = [], []
     with Timer(device) as timer, torch.no_grad(), progress(len(images)) as bar:
         for start in range(0, len(images), args.batch_size):
@@ -305,7 +329,8 @@ def _invert(args: argparse.Namespace) -> int:
             reconstructions.append(reconstruction.clamp(-1, 1).cpu())
             bar.update(len(w_plus))
     w_plus, reconstructions = torch.cat(latents), torch.cat(reconstructions)
-    save_latents(out / "latents.pt", keys, w_plus, args.method, args.checkpoint, generator.generator.config)
+    save_latents(out / "latents.pt", keys, w_plus, args.method, args.checkpoint, generator.generator.config,
+                 alignment=alignment)
     targets = torch.nn.functional.interpolate(images, size=reconstructions.shape[-2:], mode="bilinear",
                                               align_corners=False) if images.shape[-1] != generator.size else images
     if not args.no_images:
@@ -370,6 +395,10 @@ def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs/edit", help="folder for edit_grid.png and strips/")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images per inversion batch")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _align_arguments(source)
+    parser.add_argument("--paste-back", action="store_true",
+                        help="also write pasted/<face>_<strength>.png: each edited face warped back into its "
+                             "photo at the photo's resolution (needs --align, or latents from `invert --align`)")
 
 
 def _styleae_edits(args: argparse.Namespace, style_dim: int):
@@ -448,10 +477,12 @@ def _latent_edits(args: argparse.Namespace, n_latent: int, style_dim: int):
 def _edit(args: argparse.Namespace) -> int:
     import torch
 
-    from .inversion import load_inversion_model, load_latents, read_images
+    from .inversion import load_inversion_model, load_latents
     from .stylegan2 import FrozenGenerator
     from .utils import Timer, format_table, progress, save_image, select_device
 
+    if args.paste_back and args.images and not args.align:
+        raise UsageError("--paste-back with --images needs --align (the faces' place in their photos)")
     out = output_folder(args.out)
     device = select_device(args.device)
     inversion_method = args.inversion_method if args.method == "styleae" else args.method
@@ -463,7 +494,7 @@ def _edit(args: argparse.Namespace) -> int:
         model = load_inversion_model(args.checkpoint, inversion_method, args.generator, **options).to(device)
         generator = model.decoder
         edits = _latent_edits(args, generator.n_latent, generator.style_dim)
-        keys, images = read_images(args.images, generator.size)
+        keys, images, alignment = _face_images(args, generator.size)
         with Timer(device) as timer, torch.no_grad(), progress(len(images)) as bar:
             for start in range(0, len(images), args.batch_size):
                 # one inversion per image: GradStyle / HyperStyle keep its residuals / offsets for the edits
@@ -476,7 +507,10 @@ def _edit(args: argparse.Namespace) -> int:
         flags = [flag for dest, (flag, _) in INVERSION_OPTIONS.items() if getattr(args, dest, None) is not None]
         if flags:
             raise UsageError(f"{', '.join(flags)} apply to inverting --images (with --checkpoint), not to --latents")
+        if args.align:
+            raise UsageError("--align applies to --images; latents from `invert --align` keep their alignment")
         data = load_latents(args.latents)
+        alignment = data.get("alignment") or {}
         if not args.generator:
             raise UsageError("--latents needs --generator (the generator the latents belong to)")
         generator = FrozenGenerator.from_file(args.generator).to(device)
@@ -492,6 +526,11 @@ def _edit(args: argparse.Namespace) -> int:
     save_image(grid, out / "edit_grid.png", nrow=len(columns))
     for key, strip in zip(keys, rows):
         save_image(strip, out / "strips" / Path(key).with_suffix(".png"), nrow=len(columns))
+    pasted = []
+    if args.paste_back:
+        from .photos.tools import paste_back_edits
+
+        pasted = paste_back_edits(rows, keys, alignment, [f"{value:g}" for value in columns], out / "pasted")
     if args.method == "styleae":
         edit_name = (f"StyleAE {args.styleae}: {args.attribute} "
                      f"{'set to value' if args.value is not None else 'coordinate shifted by'}")
@@ -501,7 +540,9 @@ def _edit(args: argparse.Namespace) -> int:
                                                                       else "values", columns],
                         [f"seconds per edited image ({'inversion and ' if args.images else ''}warm-up included)",
                          round(timer.seconds / max(1, grid.shape[0]), 4)],
-                        ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"]], ["edit", "value"]))
+                        ["grid", f"{out / 'edit_grid.png'} (rows: images, columns: strengths)"],
+                        *([["pasted back", f"{len(pasted)} photos in {out / 'pasted'}"]] if pasted else [])],
+                       ["edit", "value"]))
     return 0
 
 

@@ -134,12 +134,15 @@ def read_images(path: str | Path, resolution: int) -> tuple[list[str], torch.Ten
 
 
 def save_latents(path: str | Path, keys: list[str], w_plus: torch.Tensor, method: str, checkpoint: str,
-                 generator_config: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write inverted latents (and method-specific tensors in ``extra``) as a plain tensor file."""
+                 generator_config: dict[str, Any], extra: dict[str, torch.Tensor] | None = None,
+                 alignment: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write inverted latents (and method-specific tensors in ``extra``; with ``alignment``, each key's face
+    alignment metadata from ``--align``, for ``edit --paste-back``) as a plain tensor file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"keys": list(keys), "w_plus": w_plus.detach().cpu(), "method": method, "checkpoint": str(checkpoint),
-                "generator_config": dict(generator_config), "extra": dict(extra or {})}, path)
+                "generator_config": dict(generator_config), "extra": dict(extra or {}),
+                "alignment": dict(alignment or {})}, path)
     return path
 
 

@@ -81,3 +81,33 @@ def test_bad_edit_requests_and_latents(tmp_path, bundle_files, capsys):
     assert "--images needs --checkpoint" in capsys.readouterr().err
     assert main(["invert", "--checkpoint", checkpoint, "--method", "nope", "--images", str(SAMPLES)]) == 2
     assert "unknown inversion method" in capsys.readouterr().err
+
+
+def test_invert_and_edit_ordinary_photos_with_align_and_paste_back(tmp_path, bundle_files, capsys):
+    """A face turned and placed in a larger photo: ``invert --align`` records where it was, ``edit --paste-back``
+    writes each edited face back into the photo at the photo's resolution; pixels away from the face keep the
+    photo's values."""
+    _, checkpoint, generator_path = bundle_files
+    face = Image.open(SAMPLES / "00001.jpg").convert("RGB")
+    photo = Image.new("RGB", (520, 400), (90, 120, 150))
+    photo.paste(face.rotate(12, Image.Resampling.BICUBIC), (200, 80))
+    photo.save(tmp_path / "holiday.jpg", quality=95)
+    assert main(["invert", "--checkpoint", checkpoint, "--images", str(tmp_path / "holiday.jpg"), "--align",
+                 "--out", str(tmp_path / "inv"), "--device", "cpu"]) == 0
+    data = load_latents(tmp_path / "inv" / "latents.pt")
+    assert data["keys"] == ["holiday_face0"] and data["alignment"]["holiday_face0"]["photo_size"] == [520, 400]
+    Direction(torch.randn(32), name="d").save(tmp_path / "d.pt")
+    assert main(["edit", "--latents", str(tmp_path / "inv" / "latents.pt"), "--generator", generator_path,
+                 "--direction", str(tmp_path / "d.pt"), "--strengths", "-2", "2", "--paste-back",
+                 "--out", str(tmp_path / "edit"), "--device", "cpu"]) == 0
+    pasted = sorted((tmp_path / "edit" / "pasted").glob("*.png"))
+    assert [p.name for p in pasted] == ["holiday_face0_-2.png", "holiday_face0_2.png"]
+    original = np.asarray(Image.open(tmp_path / "holiday.jpg"), np.int16)
+    result = np.asarray(Image.open(pasted[0]), np.int16)
+    assert result.shape == original.shape
+    assert np.array_equal(result[:40, :120], original[:40, :120])  # far from the face: the photo itself
+    centre = result[170:230, 300:360]
+    assert np.abs(centre - original[170:230, 300:360]).mean() > 5  # the face: the edit
+    assert main(["edit", "--images", str(tmp_path / "holiday.jpg"), "--checkpoint", checkpoint, "--direction",
+                 str(tmp_path / "d.pt"), "--paste-back", "--out", str(tmp_path / "e2")]) == 2
+    assert "--paste-back with --images needs --align" in capsys.readouterr().err

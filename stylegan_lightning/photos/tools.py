@@ -71,3 +71,56 @@ def run_align(args: argparse.Namespace) -> int:
     if not written:
         raise UsageError("no face was aligned" if failures else "nothing to align")
     return 0
+
+
+def aligned_inputs(entries: str | list[str], size: int, all_faces: bool = False, detector: str = "hog"):
+    """``(keys, images [N, 3, size, size] in [-1, 1], alignment)`` for the photos ``entries`` names: each photo's
+    largest face (every face with ``all_faces``) FFHQ-aligned at ``size``; keys ``<photo>_face<i>``; ``alignment``
+    maps each key to its :meth:`AlignedFace.metadata` (with the photo's path), what ``--paste-back`` needs. A photo
+    without a face is a :class:`UsageError` naming it."""
+    import torch
+
+    from ..data.errors import BadImageError
+    from ..data.imaging import image_to_tensor
+    from .alignment import FaceLandmarker, NoFaceError, align_faces, load_photo
+
+    landmarker = FaceLandmarker(detector)
+    keys, images, alignment = [], [], {}
+    for path in photo_files([entries] if isinstance(entries, str) else list(entries)):
+        try:
+            faces = align_faces(load_photo(path), size, all_faces, landmarker, source=str(path.resolve()))
+        except (NoFaceError, BadImageError) as error:
+            raise UsageError(f"--align: {error}") from None
+        for face in faces:
+            key = f"{path.stem}_face{face.index}"
+            keys.append(key)
+            images.append(image_to_tensor(face.image))
+            alignment[key] = face.metadata()
+    return keys, torch.stack(images), alignment
+
+
+def paste_back_edits(rows, keys: list[str], alignment: dict, labels: list[str], folder: Path) -> list[Path]:
+    """Each key's edited faces (``rows[i]``: [S, 3, H, W] in [-1, 1]) warped back into its photo (the ``source`` of
+    its alignment metadata): ``folder/<key>_<label>.png`` at the photo's resolution, one per column label."""
+    from ..utils import tensor_to_pil
+    from .alignment import AlignedFace, load_photo, paste_back
+
+    written = []
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = {}
+    for key, strip in zip(keys, rows):
+        metadata = alignment.get(key)
+        if metadata is None:
+            raise UsageError(f"--paste-back: no alignment recorded for '{key}' (invert or edit with --align)")
+        source = metadata.get("source", "")
+        if source not in photos:
+            try:
+                photos[source] = load_photo(source)
+            except Exception as error:  # noqa: BLE001 - a moved or unreadable photo is one line
+                raise UsageError(f"--paste-back: cannot read the photo of '{key}' ({error})") from None
+        for label, image in zip(labels, strip):
+            face = AlignedFace.from_metadata(tensor_to_pil(image), metadata)
+            path = folder / f"{key}_{label}.png"
+            paste_back(photos[source], face).save(path)
+            written.append(path)
+    return written
