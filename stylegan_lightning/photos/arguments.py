@@ -16,8 +16,9 @@ def align_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-faces", action="store_true", help="align every face of a photo, not only the largest")
     parser.add_argument("--detector", choices=DETECTOR_CHOICES, default="hog",
                         help="dlib face detector: hog (fast) or cnn (finds smaller and turned faces, slower)")
-    parser.add_argument("--upsample", type=int, default=1, choices=(0, 1, 2),
-                        help="times the detector upsamples the photo (after downscaling it to 1024 px)")
+    parser.add_argument("--upsample", type=int, default=None, choices=(0, 1, 2),
+                        help="times the detector upsamples the photo after downscaling it to 1024 px (default: 0, "
+                             "then 1 when no face is found)")
     parser.add_argument("--no-padding", action="store_true",
                         help="leave black where the face square leaves the photo instead of reflect-padding")
 
