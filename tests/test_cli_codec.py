@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -261,3 +262,26 @@ def test_codec_tools_read_a_config_file(setup, tmp_path):
     assert _cli("decompress", "--config", config, "--all-layers")[0] == 0  # the command line adds to the file
     assert sorted(p.name for p in (tmp_path / "cfg").iterdir()) == ["00003.png", "00003_layer1.png",
                                                                    "00003_layer2.png"]
+
+
+def test_photos_are_aligned_coded_and_pasted_back(setup, tmp_path):
+    """``compress --align`` codes the face of an ordinary photo and records where it was; ``decompress
+    --paste-back`` writes the decoded face back into the photo (also into another photo given with --photo)."""
+    face = Image.open(SAMPLES / "00002.jpg").convert("RGB")
+    photo = Image.new("RGB", (480, 360), (90, 120, 150))
+    photo.paste(face.rotate(-10, Image.Resampling.BICUBIC), (150, 60))
+    photo.save(tmp_path / "street.png")
+    status, printed, _ = _cli("compress", "--codec", setup["codec_path"], tmp_path / "street.png", "--align",
+                              "--out", tmp_path / "streams", "--device", "cpu")
+    assert status == 0 and "street_face0" in printed
+    assert json.loads((tmp_path / "streams" / "street_face0.json").read_text())["photo_size"] == [480, 360]
+    status, printed, _ = _cli("decompress", "--codec", setup["codec_path"], tmp_path / "streams" / "street_face0.sglc",
+                              "--paste-back", "--out", tmp_path / "png", "--device", "cpu")
+    assert status == 0
+    pasted = np.asarray(Image.open(tmp_path / "png" / "street_face0_pasted.png"), np.int16)
+    original = np.asarray(photo, np.int16)
+    assert pasted.shape == original.shape and np.array_equal(pasted[:30, :100], original[:30, :100])
+    assert np.abs(pasted[150:210, 250:310] - original[150:210, 250:310]).mean() > 3  # the decoded face
+    status, _, err = _cli("decompress", "--codec", setup["codec_path"], setup["streams"], "--paste-back",
+                          "--out", tmp_path / "x", "--device", "cpu")
+    assert status == 2 and "written by `compress --align`" in err

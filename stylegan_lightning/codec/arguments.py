@@ -26,6 +26,19 @@ def compress_arguments(parser: argparse.ArgumentParser) -> None:
                              "generator's resolution); bits per pixel count these pixels")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images per encoder batch")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    align_arguments(parser, every_face=True)
+    parser.epilog = (f"With --align, OUT/<photo>_face<i>{SUFFIX} is written beside OUT/<photo>_face<i>.json (where the "
+                     "face was in its photo), which `decompress --paste-back` reads.")
+
+
+def align_arguments(parser: argparse.ArgumentParser, every_face: bool = False) -> None:
+    """``--align`` (and ``--all-faces``, ``--detector``) of the codec tools that read images."""
+    parser.add_argument("--align", action="store_true",
+                        help="the inputs are ordinary photos: detect and FFHQ-align their faces first (the largest "
+                             "of each photo)")
+    if every_face:
+        parser.add_argument("--all-faces", action="store_true", help="with --align: every face of each photo")
+    parser.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="with --align: the face detector")
 
 
 def decompress_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +53,11 @@ def decompress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-layers", action="store_true",
                         help="write <name>_layer1.png ... <name>_layer<k>.png, one image per layer prefix, "
                              "instead of <name>.png")
+    parser.add_argument("--paste-back", action="store_true",
+                        help="also write <name>_pasted.png: the decoded face warped back into its photo (the "
+                             "<name>.json that `compress --align` wrote beside the stream says where)")
+    parser.add_argument("--photo", default=None, help="with --paste-back and one stream: the photo to paste into "
+                                                      "(default: the one recorded in the stream's .json)")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.epilog = ("Every stream is read and checked (format, checksums, that --codec wrote it) before anything is "
                      "decoded: the first bad file stops the run with a one-line error naming it (exit status 2) and "
@@ -72,9 +90,10 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                              "`stylegan-lightning weights`), e.g. alexnet_imagenet=/data/alexnet.pth; otherwise "
                              "files are looked up in $STYLEGAN_LIGHTNING_WEIGHTS (default ./weights)")
     parser.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex", help="LPIPS backbone")
+    align_arguments(parser)
     parser.add_argument("--id-backend", choices=["arcface", "mobilefacenet", "onnx"], default="arcface",
                         help="identity network of id_similarity")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
-__all__ = ["CODEC_HELP", "compress_arguments", "decompress_arguments", "evaluate_arguments"]
+__all__ = ["CODEC_HELP", "align_arguments", "compress_arguments", "decompress_arguments", "evaluate_arguments"]

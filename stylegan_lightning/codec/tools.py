@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import warnings
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
@@ -118,15 +119,30 @@ def _check_unique(outputs: Sequence[Path], sources: Sequence[str]) -> None:
         seen[output] = source
 
 
-def open_images(path: str | Path, resolution: int, masks: str | None = None):
+def open_images(path: str | Path, resolution: int, masks: str | None = None, align: dict[str, Any] | None = None):
     """``(keys, read)`` for an image file, a folder (recursive) or a zip archive, as
     :func:`~stylegan_lightning.inversion.read_images` reads them (centre crop, ``resolution`` x ``resolution``,
     [-1, 1]); ``read(indices)`` -> (images [n, 3, R, R], parsing masks [n, R, R] or ``None``) decodes only those
-    images, so a large folder is never held in memory at once. ``masks``: a folder of masks for the images."""
+    images, so a large folder is never held in memory at once. ``masks``: a folder of masks for the images.
+    ``align``: photos instead of aligned faces (:func:`~stylegan_lightning.photos.tools.aligned_inputs` arguments
+    ``all_faces``, ``detector``); the keys are then ``<photo>_face<i>`` and ``read.alignment`` maps each key to
+    where its face was."""
     from ..data import FaceImageDataset
     from ..inversion import read_images
 
     source = Path(path).expanduser()
+    if align is not None:
+        if masks:
+            raise UsageError("--masks and --align do not go together (the masks belong to aligned images)")
+        from ..photos.tools import aligned_inputs
+
+        keys, images, alignment = aligned_inputs(str(source), resolution, **align)
+
+        def read_aligned(indices: Iterable[int]) -> tuple[torch.Tensor, None]:
+            return images[list(indices)], None
+
+        read_aligned.alignment = alignment
+        return keys, read_aligned
     try:
         if source.is_file() and source.suffix.lower() != ".zip":
             if masks:
@@ -162,11 +178,19 @@ def run_compress(args: argparse.Namespace) -> int:
     codec = _load_codec(args.codec, device)
     layers = _check_layer_count(args.layers, codec) or codec.n_layers
     resolution = _resolution(args.resolution, codec)
-    sources = [open_images(source, resolution) for source in inputs]
+    align = {"all_faces": args.all_faces, "detector": args.detector} if args.align else None
+    if args.all_faces and not args.align:
+        raise UsageError("--all-faces applies with --align")
+    sources = [open_images(source, resolution, align=align) for source in inputs]
     keys = [key for source_keys, _ in sources for key in source_keys]
     out = output_folder(args.out)
     targets = [out / _relative_output(key, SUFFIX) for key in keys]
     _check_unique(targets, keys)
+    for _, read in sources:  # where each face was in its photo, for `decompress --paste-back`
+        for key, metadata in getattr(read, "alignment", {}).items():
+            path = (out / _relative_output(key, ".json"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(metadata, indent=1))
 
     streams: list[CodecStream] = []
     seconds = 0.0
@@ -250,6 +274,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     _check_unique([o for *_, outputs in jobs for _, o in outputs],
                   [str(path) for path, _, _, outputs in jobs for _ in outputs])
 
+    placements = _placements(args, [path for path, *_ in jobs]) if args.paste_back else {}
     rows, seconds, decoded = [], 0.0, 0
     with progress(sum(len(outputs) for *_, outputs in jobs)) as bar:
         for path, stream, layers, outputs in jobs:
@@ -259,6 +284,11 @@ def run_decompress(args: argparse.Namespace) -> int:
                 seconds += timer.seconds
                 decoded += 1
                 save_image(image[0], target)
+                if path in placements:
+                    photo, metadata = placements[path]
+                    pasted = target.with_name(f"{target.stem}_pasted.png")
+                    _paste_into(photo, metadata, image[0], pasted)
+                    outputs = [*outputs, (k, pasted)]
                 bar.update(1)
             used = stream.sizes()[layers - 1]
             rows.append([str(path), path.stat().st_size, f"{layer_span(layers)} of {stream.n_layers}",
@@ -268,6 +298,41 @@ def run_decompress(args: argparse.Namespace) -> int:
     print(f"\n{len(jobs)} stream(s), {decoded} image(s) decoded: {seconds / decoded:.4f} s per image on {device} "
           "(the first image's warm-up included)")
     return 0
+
+
+def _placements(args: argparse.Namespace, streams: list[Path]) -> dict[Path, tuple[Any, dict[str, Any]]]:
+    """``decompress --paste-back``: for each stream, its photo and the alignment metadata of its face (the ``.json``
+    beside it, from ``compress --align``); a missing or unreadable one is a :class:`UsageError` naming it."""
+    from ..photos.alignment import load_photo
+
+    if args.photo and len(streams) != 1:
+        raise UsageError("--photo pastes one stream's face; give a single STREAM with it")
+    placements = {}
+    for stream in streams:
+        metadata_file = stream.with_suffix(".json")
+        try:
+            metadata = json.loads(metadata_file.read_text())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--paste-back: '{metadata_file}' (written by `compress --align`) cannot be read "
+                             f"({error})") from None
+        photo_path = args.photo or metadata.get("source", "")
+        try:
+            photo = load_photo(photo_path)
+        except Exception as error:  # noqa: BLE001 - a moved or unreadable photo is one line
+            raise UsageError(f"--paste-back: cannot read the photo '{photo_path}' ({error})") from None
+        placements[stream] = (photo, metadata)
+    return placements
+
+
+def _paste_into(photo, metadata: dict[str, Any], image: torch.Tensor, target: Path) -> None:
+    from ..photos.alignment import AlignedFace, paste_back
+    from ..utils import tensor_to_pil
+
+    try:
+        face = AlignedFace.from_metadata(tensor_to_pil(image), metadata)
+        paste_back(photo, face).save(target)
+    except ValueError as error:
+        raise UsageError(f"--paste-back: {error}") from None
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -349,7 +414,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     codec = _load_codec(args.codec, device)
     resolution = _resolution(args.resolution, codec)
-    keys, read = open_images(args.images, resolution, args.masks)
+    keys, read = open_images(args.images, resolution, args.masks,
+                             align={"detector": args.detector} if args.align else None)
     keys = keys[: args.limit]
     options = {"lpips_net": args.lpips_net, "identity_backend": args.id_backend}
     available = set(available_classical_codecs()) if baselines else set()
