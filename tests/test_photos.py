@@ -149,3 +149,29 @@ def test_align_tool_writes_faces_and_json_that_paste_back(tmp_path, capsys, land
     assert main(["align", str(tmp_path / "blank.png"), "--out", str(tmp_path / "none")]) == 2
     assert "no face was aligned" in capsys.readouterr().err
     assert main(["align", str(tmp_path / "missing.jpg")]) == 2
+
+
+@pytest.mark.parametrize("kind", ["RGBA png", "grayscale png", "16-bit grayscale png", "CMYK jpeg", "webp",
+                                  "avif", "heic"])
+def test_photos_in_every_everyday_format_are_aligned(tmp_path, landmarker, kind):
+    photo = load_photo(FACES[0])
+    suffix = {"webp": ".webp", "avif": ".avif", "heic": ".heic", "CMYK jpeg": ".jpg"}.get(kind, ".png")
+    path = tmp_path / f"photo{suffix}"
+    if kind == "RGBA png":
+        photo.convert("RGBA").save(path)
+    elif kind == "grayscale png":
+        photo.convert("L").save(path)
+    elif kind == "16-bit grayscale png":
+        Image.fromarray((np.asarray(photo.convert("L"), np.uint16) * 257)).save(path)
+    elif kind == "CMYK jpeg":
+        photo.convert("CMYK").save(path, quality=95)
+    elif kind == "heic":
+        pillow_heif = pytest.importorskip("pillow_heif")
+        pillow_heif.from_pillow(photo).save(path, quality=90)
+    else:
+        photo.save(path, quality=90)
+    loaded = load_photo(path)
+    assert loaded.mode == "RGB" and loaded.size == photo.size
+    face = align_faces(loaded, 64, False, landmarker)[0]
+    reference = align_faces(photo, 64, False, landmarker)[0]
+    assert np.abs(face.quad - reference.quad).max() < 0.05 * np.hypot(*(reference.quad[3] - reference.quad[0]))

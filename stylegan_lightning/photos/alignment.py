@@ -275,9 +275,26 @@ def align_face(photo: Image.Image, landmarks: np.ndarray, size: int = 1024, tran
     return aligned, photo_quad + 0.5
 
 
+def _register_heif() -> None:
+    """Let Pillow open HEIC / HEIF (phone photos) when ``pillow_heif`` is installed (once)."""
+    global _HEIF_READY
+    if not _HEIF_READY:
+        _HEIF_READY = True
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except Exception:  # noqa: BLE001 - HEIC is then reported as an unreadable file, like any other
+            pass
+
+
+_HEIF_READY = False
+
+
 def load_photo(data: bytes | str | Path, name: str | None = None) -> Image.Image:
     """An upright 8-bit RGB photo from a file or its bytes (see the module docstring); :class:`BadImageError`
     names the file otherwise."""
+    _register_heif()
     if isinstance(data, (str, Path)):
         path = Path(data)
         name = name or str(path)
