@@ -285,3 +285,6 @@ def test_photos_are_aligned_coded_and_pasted_back(setup, tmp_path):
     status, _, err = _cli("decompress", "--codec", setup["codec_path"], setup["streams"], "--paste-back",
                           "--out", tmp_path / "x", "--device", "cpu")
     assert status == 2 and "written by `compress --align`" in err
+    status, printed, _ = _cli("evaluate", "--codec", setup["codec_path"], "--images", tmp_path / "street.png",
+                              "--align", "--grid", tmp_path / "grid.png", "--device", "cpu")
+    assert status == 0 and Image.open(tmp_path / "grid.png").size[1] == 2 + 34  # one aligned face, one row
