@@ -175,3 +175,21 @@ def test_photos_in_every_everyday_format_are_aligned(tmp_path, landmarker, kind)
     face = align_faces(loaded, 64, False, landmarker)[0]
     reference = align_faces(photo, 64, False, landmarker)[0]
     assert np.abs(face.quad - reference.quad).max() < 0.05 * np.hypot(*(reference.quad[3] - reference.quad[0]))
+
+
+def test_a_framing_is_a_sub_square_of_the_ffhq_square(landmarker):
+    from stylegan_lightning.photos import FRAMINGS, framed_quad
+    from stylegan_lightning.photos.arguments import FRAMING_CHOICES
+
+    assert set(FRAMING_CHOICES) == set(FRAMINGS)
+    square = np.array([[0.0, 0.0], [0.0, 100.0], [100.0, 100.0], [100.0, 0.0]])
+    np.testing.assert_allclose(framed_quad(square, (0.25, 0.5, 0.75, 1.0)), [[25, 50], [25, 100], [75, 100], [75, 50]])
+    photo = load_photo(FACES[0])
+    full = align_faces(photo, 256, False, landmarker)[0]
+    tight = align_faces(photo, 64, False, landmarker, framing="utkface-64")[0]
+    left, top, right, bottom = FRAMINGS["utkface-64"]
+    crop = full.image.crop((round(left * 256), round(top * 256), round(right * 256), round(bottom * 256)))
+    expected = np.asarray(crop.resize((64, 64), Image.Resampling.LANCZOS), np.float64)
+    assert 10 * np.log10(255**2 / np.mean((np.asarray(tight.image, np.float64) - expected) ** 2)) > 25
+    with pytest.raises(ValueError, match="unknown framing"):
+        framed_quad(square, "instagram")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {name: ".alignment" for name in (
-    "AlignedFace", "DETECTORS", "FaceLandmarker", "NoFaceError", "align_face", "align_faces", "feather_mask",
+    "AlignedFace", "DETECTORS", "FRAMINGS", "FaceLandmarker", "framed_quad", "NoFaceError", "align_face", "align_faces", "feather_mask",
     "ffhq_quad", "load_photo", "paste_back", "write_aligned")}
 
 __all__ = sorted(_EXPORTS)

@@ -37,6 +37,14 @@ from ..data.errors import BadImageError
 from ..data.imaging import decode_rgb
 
 DETECTORS = ("hog", "cnn")
+FRAMINGS: dict[str, tuple[float, float, float, float]] = {
+    "ffhq": (0.0, 0.0, 1.0, 1.0),
+    "utkface-64": (0.187, 0.283, 0.820, 0.916),
+}
+"""Crops of the FFHQ square (left, top, right, bottom as fractions of its side) that other face sets use.
+``utkface-64``: the tight crop of UTKFace (the CPU face prior's training set), measured on 148 of its 64 px faces
+(dlib landmarks at 256 px: the FFHQ square has side 1.58 and centre (0.494, 0.343) in image units, spread 0.07 and
+0.01)."""
 DETECTION_MAX_SIDE = 1024
 """Photos are downscaled to at most this side for detection (the landmarks are placed at full resolution)."""
 
@@ -238,16 +246,32 @@ def _padded(image: Image.Image, quad: np.ndarray, qsize: float, border: int) -> 
     return padded, quad + pad[:2]
 
 
+def framed_quad(quad: np.ndarray, framing: str | Sequence[float] = "ffhq") -> np.ndarray:
+    """The sub-square of the FFHQ ``quad`` that ``framing`` (a name from :data:`FRAMINGS` or a (left, top, right,
+    bottom) box in fractions of the square) selects, as a quad in the same order."""
+    if isinstance(framing, str):
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; known: {sorted(FRAMINGS)}")
+        framing = FRAMINGS[framing]
+    left, top, right, bottom = (float(v) for v in framing)
+    if not (right > left and bottom > top):
+        raise ValueError(f"framing box {framing} must have right > left and bottom > top")
+    across, down = quad[3] - quad[0], quad[1] - quad[0]
+    point = lambda u, v: quad[0] + u * across + v * down  # noqa: E731
+    return np.stack([point(left, top), point(left, bottom), point(right, bottom), point(right, top)])
+
+
 def align_face(photo: Image.Image, landmarks: np.ndarray, size: int = 1024, transform_size: int | None = None,
-               padding: bool = True) -> tuple[Image.Image, np.ndarray]:
+               padding: bool = True, framing: str | Sequence[float] = "ffhq") -> tuple[Image.Image, np.ndarray]:
     """``(aligned image, quad in photo pixels)``: the FFHQ alignment of the face with ``landmarks`` in the RGB
     ``photo``. ``transform_size``: side of the bilinear quad sampling before the final Lanczos resize to ``size``
     (default ``size``; FFHQ itself used 4096 for 1024 px); ``padding``: reflect-pad with blur where the quad leaves
-    the photo (else those pixels are black)."""
+    the photo (else those pixels are black); ``framing``: a crop of the FFHQ square (:data:`FRAMINGS`), for models
+    trained on other face sets."""
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     transform_size = transform_size or size
-    quad = ffhq_quad(landmarks)
+    quad = framed_quad(ffhq_quad(landmarks), framing)
     photo_quad = quad.copy()
     qsize = float(np.hypot(*(quad[3] - quad[0])))
     image = photo
@@ -306,9 +330,10 @@ def load_photo(data: bytes | str | Path, name: str | None = None) -> Image.Image
 
 
 def align_faces(photo: Image.Image, size: int = 1024, all_faces: bool = True, landmarker: FaceLandmarker | None = None,
-                transform_size: int | None = None, padding: bool = True, source: str = "") -> list[AlignedFace]:
-    """Every face of the RGB ``photo`` aligned (largest first; only the largest without ``all_faces``).
-    :class:`NoFaceError` when the detector finds none."""
+                transform_size: int | None = None, padding: bool = True, source: str = "",
+                framing: str | Sequence[float] = "ffhq") -> list[AlignedFace]:
+    """Every face of the RGB ``photo`` aligned (largest first; only the largest without ``all_faces``; see
+    :func:`align_face` for the options). :class:`NoFaceError` when the detector finds none."""
     landmarker = landmarker or FaceLandmarker()
     pixels = np.asarray(photo.convert("RGB"))
     boxes = landmarker.boxes(pixels)
@@ -318,8 +343,9 @@ def align_faces(photo: Image.Image, size: int = 1024, all_faces: bool = True, la
     faces = []
     for index, box in enumerate(boxes if all_faces else boxes[:1]):
         points = landmarker.landmarks(pixels, box)
-        image, quad = align_face(photo, points, size, transform_size, padding)
-        faces.append(AlignedFace(image, quad, points, box, index, photo.size, source))
+        image, quad = align_face(photo, points, size, transform_size, padding, framing)
+        faces.append(AlignedFace(image, quad, points, box, index, photo.size, source,
+                                 {"framing": framing if isinstance(framing, str) else list(framing)}))
     return faces
 
 
@@ -360,5 +386,5 @@ def write_aligned(face: AlignedFace, folder: Path, stem: str) -> tuple[Path, Pat
     return image_path, json_path
 
 
-__all__ = ["AlignedFace", "DETECTORS", "FaceLandmarker", "NoFaceError", "align_face", "align_faces", "feather_mask",
+__all__ = ["AlignedFace", "DETECTORS", "FRAMINGS", "FaceLandmarker", "framed_quad", "NoFaceError", "align_face", "align_faces", "feather_mask",
            "ffhq_quad", "load_photo", "paste_back", "write_aligned"]

@@ -7,6 +7,7 @@ import argparse
 from ..options import positive_int
 
 DETECTOR_CHOICES = ("hog", "cnn")
+FRAMING_CHOICES = ("ffhq", "utkface-64")  # the names of stylegan_lightning.photos.FRAMINGS (checked by a test)
 
 
 def align_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +20,11 @@ def align_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upsample", type=int, default=None, choices=(0, 1, 2),
                         help="times the detector upsamples the photo after downscaling it to 1024 px (default: 0, "
                              "then 1 when no face is found)")
+    parser.add_argument("--framing", choices=FRAMING_CHOICES, default="ffhq",
+                        help="ffhq (the FFHQ square), or the tighter crop a model was trained on: utkface-64 (the "
+                             "CPU face prior)")
     parser.add_argument("--no-padding", action="store_true",
                         help="leave black where the face square leaves the photo instead of reflect-padding")
 
 
-__all__ = ["DETECTOR_CHOICES", "align_arguments"]
+__all__ = ["DETECTOR_CHOICES", "FRAMING_CHOICES", "align_arguments"]

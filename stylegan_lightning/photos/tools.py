@@ -48,7 +48,7 @@ def run_align(args: argparse.Namespace) -> int:
             try:
                 photo = load_photo(path)
                 faces = align_faces(photo, args.size, args.all_faces, landmarker, padding=not args.no_padding,
-                                    source=str(path))
+                                    source=str(path), framing=args.framing)
             except NoFaceError as error:
                 failures.append(str(error))
                 rows.append([str(path), "no face", "", ""])
