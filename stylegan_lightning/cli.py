@@ -285,12 +285,9 @@ def _invert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _align_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--align`` / ``--all-faces`` / ``--detector`` of the tools that read face images."""
-    parser.add_argument("--align", action="store_true",
-                        help="the images are ordinary photos: detect and FFHQ-align their faces first (the "
-                             "largest of each photo; see `stylegan-lightning align`)")
-    parser.add_argument("--all-faces", action="store_true", help="with --align: every face of each photo")
-    parser.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="with --align: the face detector")
+    from .photos.arguments import align_input_arguments
+
+    align_input_arguments(parser)
 
 
 def _face_images(args: argparse.Namespace, size: int):
@@ -299,7 +296,7 @@ def _face_images(args: argparse.Namespace, size: int):
     if args.align:
         from .photos.tools import aligned_inputs
 
-        return aligned_inputs(args.images, size, args.all_faces, args.detector)
+        return aligned_inputs(args.images, size, args.all_faces, args.detector, args.framing)
     if args.all_faces:
         raise UsageError("--all-faces applies with --align")
     from .inversion import read_images

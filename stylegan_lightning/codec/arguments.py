@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..options import DEVICE_HELP, positive_int
+from ..photos.arguments import align_input_arguments
 from .bitstream import SUFFIX
 
 CODEC_HELP = "codec file (CodecModule export_path, `save_codec`) or a CodecModule Lightning checkpoint (required)"
@@ -26,19 +27,9 @@ def compress_arguments(parser: argparse.ArgumentParser) -> None:
                              "generator's resolution); bits per pixel count these pixels")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images per encoder batch")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    align_arguments(parser, every_face=True)
+    align_input_arguments(parser)
     parser.epilog = (f"With --align, OUT/<photo>_face<i>{SUFFIX} is written beside OUT/<photo>_face<i>.json (where the "
                      "face was in its photo), which `decompress --paste-back` reads.")
-
-
-def align_arguments(parser: argparse.ArgumentParser, every_face: bool = False) -> None:
-    """``--align`` (and ``--all-faces``, ``--detector``) of the codec tools that read images."""
-    parser.add_argument("--align", action="store_true",
-                        help="the inputs are ordinary photos: detect and FFHQ-align their faces first (the largest "
-                             "of each photo)")
-    if every_face:
-        parser.add_argument("--all-faces", action="store_true", help="with --align: every face of each photo")
-    parser.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="with --align: the face detector")
 
 
 def decompress_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,10 +81,10 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                              "`stylegan-lightning weights`), e.g. alexnet_imagenet=/data/alexnet.pth; otherwise "
                              "files are looked up in $STYLEGAN_LIGHTNING_WEIGHTS (default ./weights)")
     parser.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex", help="LPIPS backbone")
-    align_arguments(parser)
+    align_input_arguments(parser, every_face=False)
     parser.add_argument("--id-backend", choices=["arcface", "mobilefacenet", "onnx"], default="arcface",
                         help="identity network of id_similarity")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
-__all__ = ["CODEC_HELP", "align_arguments", "compress_arguments", "decompress_arguments", "evaluate_arguments"]
+__all__ = ["CODEC_HELP", "compress_arguments", "decompress_arguments", "evaluate_arguments"]

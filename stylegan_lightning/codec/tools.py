@@ -178,7 +178,7 @@ def run_compress(args: argparse.Namespace) -> int:
     codec = _load_codec(args.codec, device)
     layers = _check_layer_count(args.layers, codec) or codec.n_layers
     resolution = _resolution(args.resolution, codec)
-    align = {"all_faces": args.all_faces, "detector": args.detector} if args.align else None
+    align = {"all_faces": args.all_faces, "detector": args.detector, "framing": args.framing} if args.align else None
     if args.all_faces and not args.align:
         raise UsageError("--all-faces applies with --align")
     sources = [open_images(source, resolution, align=align) for source in inputs]
@@ -415,7 +415,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     codec = _load_codec(args.codec, device)
     resolution = _resolution(args.resolution, codec)
     keys, read = open_images(args.images, resolution, args.masks,
-                             align={"detector": args.detector} if args.align else None)
+                             align={"detector": args.detector, "framing": args.framing} if args.align else None)
     keys = keys[: args.limit]
     options = {"lpips_net": args.lpips_net, "identity_backend": args.id_backend}
     available = set(available_classical_codecs()) if baselines else set()

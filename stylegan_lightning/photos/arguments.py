@@ -27,4 +27,17 @@ def align_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave black where the face square leaves the photo instead of reflect-padding")
 
 
-__all__ = ["DETECTOR_CHOICES", "FRAMING_CHOICES", "align_arguments"]
+def align_input_arguments(parser, every_face: bool = True) -> None:
+    """``--align`` (with ``--all-faces`` when ``every_face``, ``--detector``, ``--framing``) of the tools that read
+    face images (invert, edit, compress, evaluate)."""
+    parser.add_argument("--align", action="store_true",
+                        help="the images are ordinary photos: detect and FFHQ-align their faces first (the "
+                             "largest of each photo; see `stylegan-lightning align`)")
+    if every_face:
+        parser.add_argument("--all-faces", action="store_true", help="with --align: every face of each photo")
+    parser.add_argument("--detector", choices=DETECTOR_CHOICES, default="hog", help="with --align: the face detector")
+    parser.add_argument("--framing", choices=FRAMING_CHOICES, default="ffhq",
+                        help="with --align: the crop the model was trained on (utkface-64: the CPU face prior)")
+
+
+__all__ = ["DETECTOR_CHOICES", "FRAMING_CHOICES", "align_arguments", "align_input_arguments"]

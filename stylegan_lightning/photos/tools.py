@@ -73,11 +73,13 @@ def run_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def aligned_inputs(entries: str | list[str], size: int, all_faces: bool = False, detector: str = "hog"):
+def aligned_inputs(entries: str | list[str], size: int, all_faces: bool = False, detector: str = "hog",
+                   framing: str = "ffhq"):
     """``(keys, images [N, 3, size, size] in [-1, 1], alignment)`` for the photos ``entries`` names: each photo's
     largest face (every face with ``all_faces``) FFHQ-aligned at ``size``; keys ``<photo>_face<i>``; ``alignment``
-    maps each key to its :meth:`AlignedFace.metadata` (with the photo's path), what ``--paste-back`` needs. A photo
-    without a face is a :class:`UsageError` naming it."""
+    maps each key to its :meth:`AlignedFace.metadata` (with the photo's path), what ``--paste-back`` needs;
+    ``framing``: see :data:`~stylegan_lightning.photos.FRAMINGS`. A photo without a face is a :class:`UsageError`
+    naming it."""
     import torch
 
     from ..data.errors import BadImageError
@@ -88,7 +90,8 @@ def aligned_inputs(entries: str | list[str], size: int, all_faces: bool = False,
     keys, images, alignment = [], [], {}
     for path in photo_files([entries] if isinstance(entries, str) else list(entries)):
         try:
-            faces = align_faces(load_photo(path), size, all_faces, landmarker, source=str(path.resolve()))
+            faces = align_faces(load_photo(path), size, all_faces, landmarker, source=str(path.resolve()),
+                                framing=framing)
         except (NoFaceError, BadImageError) as error:
             raise UsageError(f"--align: {error}") from None
         for face in faces:
