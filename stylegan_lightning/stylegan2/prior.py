@@ -283,7 +283,7 @@ class PriorWarmStartModule(ToolkitModule):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return losses
 
     # ------------------------------------------------------------------ training
