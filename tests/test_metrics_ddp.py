@@ -87,6 +87,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
     try:
         torch.save(evaluate(slice(rank, None, WORLD_SIZE)), os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while another is still in a collective (that aborts the process)
     finally:
         dist.destroy_process_group()
 
