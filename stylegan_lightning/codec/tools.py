@@ -303,7 +303,7 @@ def run_decompress(args: argparse.Namespace) -> int:
 def _placements(args: argparse.Namespace, streams: list[Path]) -> dict[Path, tuple[Any, dict[str, Any]]]:
     """``decompress --paste-back``: for each stream, its photo and the alignment metadata of its face (the ``.json``
     beside it, from ``compress --align``); a missing or unreadable one is a :class:`UsageError` naming it."""
-    from ..photos.alignment import load_photo
+    from ..photos.tools import photo_for_paste_back
 
     if args.photo and len(streams) != 1:
         raise UsageError("--photo pastes one stream's face; give a single STREAM with it")
@@ -315,12 +315,7 @@ def _placements(args: argparse.Namespace, streams: list[Path]) -> dict[Path, tup
         except (OSError, ValueError) as error:
             raise UsageError(f"--paste-back: '{metadata_file}' (written by `compress --align`) cannot be read "
                              f"({error})") from None
-        photo_path = args.photo or metadata.get("source", "")
-        try:
-            photo = load_photo(photo_path)
-        except Exception as error:  # noqa: BLE001 - a moved or unreadable photo is one line
-            raise UsageError(f"--paste-back: cannot read the photo '{photo_path}' ({error})") from None
-        placements[stream] = (photo, metadata)
+        placements[stream] = (photo_for_paste_back(args.photo or metadata.get("source", "")), metadata)
     return placements
 
 

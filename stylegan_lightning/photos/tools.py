@@ -102,11 +102,21 @@ def aligned_inputs(entries: str | list[str], size: int, all_faces: bool = False,
     return keys, torch.stack(images), alignment
 
 
+def photo_for_paste_back(path: str):
+    """The photo ``--paste-back`` writes into; a moved or unreadable one is a :class:`UsageError` naming it."""
+    from .alignment import load_photo
+
+    try:
+        return load_photo(path)
+    except Exception as error:  # noqa: BLE001 - a moved or unreadable photo is one line
+        raise UsageError(f"--paste-back: cannot read the photo '{path}' ({error})") from None
+
+
 def paste_back_edits(rows, keys: list[str], alignment: dict, labels: list[str], folder: Path) -> list[Path]:
     """Each key's edited faces (``rows[i]``: [S, 3, H, W] in [-1, 1]) warped back into its photo (the ``source`` of
     its alignment metadata): ``folder/<key>_<label>.png`` at the photo's resolution, one per column label."""
     from ..utils import tensor_to_pil
-    from .alignment import AlignedFace, load_photo, paste_back
+    from .alignment import AlignedFace, paste_back
 
     written = []
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,10 +127,7 @@ def paste_back_edits(rows, keys: list[str], alignment: dict, labels: list[str], 
             raise UsageError(f"--paste-back: no alignment recorded for '{key}' (invert or edit with --align)")
         source = metadata.get("source", "")
         if source not in photos:
-            try:
-                photos[source] = load_photo(source)
-            except Exception as error:  # noqa: BLE001 - a moved or unreadable photo is one line
-                raise UsageError(f"--paste-back: cannot read the photo of '{key}' ({error})") from None
+            photos[source] = photo_for_paste_back(source)
         for label, image in zip(labels, strip):
             face = AlignedFace.from_metadata(tensor_to_pil(image), metadata)
             path = folder / f"{key}_{label}.png"
