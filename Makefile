@@ -11,18 +11,23 @@ SYSTEM_SITE ?=
 PIP_C = $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.stylegan-lightning-installed
-DEMO_GENERATOR = outputs/demo/generator-64.pt
-DEMO_CODEC = outputs/demo/codec.pt
-DEMO_E4E = outputs/demo/e4e-64.pt
-DEMO_W_ENCODER = outputs/demo/w-encoder-64.pt
-DEMO_CLASSIFIER = outputs/demo/classifier.pt
+DEMO_GENERATOR = data/priors/face64.pt
+DEMO_CODEC = data/demo/codec.pt
+DEMO_E4E = data/demo/e4e-64.pt
+DEMO_W_ENCODER = data/demo/w-encoder-64.pt
+DEMO_GRADSTYLE = data/demo/gradstyle-64.ckpt
+DEMO_HYPERSTYLE = outputs/demo/hyperstyle-64.pt
+DEMO_CLASSIFIER = data/demo/classifier.pt
+DEMO_STYLEAE = data/demo/styleae-64.pt
 DEMO_PAIRS = outputs/demo/styleae-pairs.pt
+DEMO_ALIGN = --align --framing utkface-64
 DEMO_ID_WEIGHTS = ../shared/weights/mobilefacenet/068.ckpt
 DEMO_IDENTITY = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet --identity $(DEMO_ID_WEIGHTS))
+DEMO_ID_METRIC = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet --weights mobilefacenet=$(DEMO_ID_WEIGHTS))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle demo-styleae train-stylegan train-prior \
-	prior-warm prior-gan prior-ship train-prior-cpu clean-env
+.PHONY: env test demo demo-sample demo-methods bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle demo-styleae \
+	demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship train-prior-cpu clean-env
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -37,9 +42,17 @@ env: $(STAMP)  ## create / update the virtual environment
 test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-demo: $(STAMP) $(DEMO_CODEC)  ## codec demo: code the sample faces, decode each layer, grid + bpp/quality table
-	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples --baselines jpeg,webp,avif,heic \
-		--grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
+demo: $(STAMP)  ## codec demo with the shipped models: code the sample faces, decode each layer, grid + bpp/quality table
+	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples $(DEMO_ALIGN) $(DEMO_ID_METRIC) \
+		--baselines jpeg,webp,avif,heic --grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
+
+# HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16); after `make demo-hyperstyle`
+# demo-methods compares it too.
+demo-methods: $(STAMP)  ## W-encoder vs e4e vs GradStyle (and HyperStyle once trained) on the sample faces (table + grid)
+	$(BIN)/python benchmarks/compare_inversion.py --images data/samples $(DEMO_ALIGN) --out outputs/demo/methods \
+		--method w-encoder=encoder:$(DEMO_W_ENCODER) --method e4e=encoder:$(DEMO_E4E) \
+		$(if $(wildcard $(DEMO_HYPERSTYLE)),--method hyperstyle=hyperstyle:$(DEMO_HYPERSTYLE)) \
+		--method gradstyle=gradstyle:$(DEMO_GRADSTYLE) --w-encoder $(DEMO_W_ENCODER) $(DEMO_IDENTITY)
 
 demo-sample: $(STAMP)  ## generate a sample grid and a truncation sweep from a small generator and print timings
 	$(BIN)/stylegan-lightning sample --config configs/demo/sample.yaml
@@ -91,43 +104,47 @@ prior-ship: $(STAMP)  ## write data/priors/face64.pt (float16) from PRIOR_SHIP, 
 
 train-prior-cpu: prior-warm prior-gan prior-ship  ## the CPU face prior, all stages (~150 min on 2 cores, resumable)
 
-$(DEMO_GENERATOR): | $(STAMP)
-	$(BIN)/stylegan-lightning init-generator $@ --size 64 --style-dim 64 --n-mlp 4 --channel-max 64 --seed 0
-
-# The demo codec is trained once (CPU, minutes) and then reused; delete it to train again.
-$(DEMO_CODEC): configs/demo/codec.yaml | $(DEMO_GENERATOR)
-	$(BIN)/stylegan-lightning fit --config configs/demo/codec.yaml
-
-demo-encoder: $(STAMP) $(DEMO_GENERATOR)  ## CPU demo: train a small e4e encoder on synthetic faces (minutes)
+# The demo models (data/demo/, float16, committed) were trained on these CPUs by `make demo-train` (real faces from
+# ../shared/data, about 1 h 20 min on 2 cores) and written by `make demo-ship`; see data/demo/README.md.
+# Each demo-<method> target retrains one model into outputs/demo/ (the shipped ones stay as they are).
+demo-encoder: $(STAMP)  ## CPU: train the demo e4e on real faces over the face prior (~18 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
 
-# The demo e4e (exported at the end of the demo-encoder fit) is trained once and reused; delete it to train again.
-$(DEMO_E4E): configs/demo/encoder.yaml | $(DEMO_GENERATOR)
-	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
-
-demo-gradstyle: $(STAMP) $(DEMO_E4E)  ## CPU demo: train GradStyle over the demo e4e and generator (minutes)
+demo-gradstyle: $(STAMP)  ## CPU: train GradStyle over the shipped demo e4e and the face prior (~15 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
 
-# The demo W-encoder (exported at the end of its fit) is trained once and reused; delete it to train again.
-$(DEMO_W_ENCODER): configs/demo/w_encoder.yaml | $(DEMO_GENERATOR)
-	$(BIN)/stylegan-lightning fit --config configs/demo/w_encoder.yaml
-
-demo-hyperstyle: $(STAMP) $(DEMO_W_ENCODER)  ## CPU demo: HyperStyle over the demo W-encoder and generator, 5 iterations (~30 min)
+demo-hyperstyle: $(STAMP)  ## CPU: HyperStyle over the shipped demo W-encoder, 5 iterations, into outputs/demo/ (~18 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/hyperstyle.yaml
 
-# The demo attribute classifier (CelebA 64 px from ../shared/data, ~6 min) is trained once and reused.
-$(DEMO_CLASSIFIER): configs/demo/classifier.yaml | $(STAMP)
-	$(BIN)/stylegan-lightning fit --config configs/demo/classifier.yaml
-
-$(DEMO_PAIRS): $(DEMO_CLASSIFIER) | $(DEMO_GENERATOR)
+$(DEMO_PAIRS): | $(STAMP)
 	$(BIN)/stylegan-lightning label-latents --generator $(DEMO_GENERATOR) --classifier $(DEMO_CLASSIFIER) \
 		--n 4000 --out $@
 
-demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU demo: StyleAE on classifier-labelled codes, then StyleAE vs InterFaceGAN (~12 min)
+demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE on classifier-labelled prior codes, then StyleAE vs InterFaceGAN (~10 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
 	$(BIN)/stylegan-lightning compare-edits --styleae outputs/demo/styleae-64.pt --generator $(DEMO_GENERATOR) \
 		--classifier $(DEMO_CLASSIFIER) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 --steps 6 $(DEMO_IDENTITY) \
 		--csv outputs/demo/styleae-table.csv
+
+DEMO_TRAINED = codec:outputs/demo/codec.pt:codec.pt encoder:outputs/demo/e4e-64.pt:e4e-64.pt \
+	w_encoder:outputs/demo/w-encoder-64.pt:w-encoder-64.pt classifier:outputs/demo/classifier.pt:classifier.pt \
+	gradstyle:outputs/demo/gradstyle/checkpoints/last.ckpt:gradstyle-64.ckpt styleae:outputs/demo/styleae-64.pt:styleae-64.pt
+demo_ship_one = $(BIN)/stylegan-lightning ship $(word 2,$(subst :, ,$(1))) data/demo/$(word 3,$(subst :, ,$(1)))
+
+demo-train: $(STAMP)  ## CPU: train every shipped demo model in order, shipping each before the next needs it (~1 h 20 min)
+	$(BIN)/stylegan-lightning fit --config configs/demo/codec.yaml
+	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
+	$(call demo_ship_one,encoder:outputs/demo/e4e-64.pt:e4e-64.pt)
+	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
+	$(BIN)/stylegan-lightning fit --config configs/demo/w_encoder.yaml
+	$(call demo_ship_one,w_encoder:outputs/demo/w-encoder-64.pt:w-encoder-64.pt)
+	$(BIN)/stylegan-lightning fit --config configs/demo/classifier.yaml
+	$(call demo_ship_one,classifier:outputs/demo/classifier.pt:classifier.pt)
+	rm -f $(DEMO_PAIRS) && $(MAKE) $(DEMO_PAIRS)
+	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
+
+demo-ship: $(STAMP)  ## write the float16 copies of the trained demo models (outputs/demo/) into data/demo/
+	$(foreach model,$(DEMO_TRAINED),$(call demo_ship_one,$(model)) &&) true
 
 clean-env:
 	rm -rf $(VENV)

@@ -77,6 +77,28 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ ship
+def _ship_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a trained file: codec, encoder, HyperStyle, StyleAE, classifier or a Lightning "
+                                       "checkpoint")
+    parser.add_argument("destination", help="the copy to distribute (weights as float16, run state dropped)")
+    parser.add_argument("--keep", nargs="*", default=["model."], metavar="PREFIX",
+                        help="state_dict prefixes a Lightning checkpoint keeps (none given: all)")
+
+
+@tool("ship", "write the small copy of a trained file to distribute (float16 weights; a Lightning checkpoint "
+              "without optimiser and loop state)", _ship_arguments)
+def _ship(args: argparse.Namespace) -> int:
+    output_file(args.destination, "DESTINATION", suffixes=(".pt", ".pth", ".ckpt"),
+                not_same_as={"SOURCE": args.source})
+    from .shipping import ship_file
+    from .utils import format_table
+
+    report = ship_file(args.source, args.destination, tuple(args.keep))
+    print(format_table([[key, value] for key, value in report.items()], ["field", "value"]))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ inspect
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a generator-bearing checkpoint file")

@@ -14,12 +14,18 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".h
 
 
 def photo_files(entries: list[str]) -> list[Path]:
-    """The photo files named by ``entries`` (files, or folders searched recursively for photo suffixes)."""
+    """The photo files named by ``entries`` (files, or folders searched recursively for photo suffixes; in a folder,
+    parsing masks beside their images, ``*_mask.*``, are left out as the datasets leave them out)."""
+    from fnmatch import fnmatch
+
+    from ..data.sources import DEFAULT_EXCLUDE
+
     files: list[Path] = []
     for entry in entries:
         path = Path(entry).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
+                           and not any(fnmatch(p.name, pattern) for pattern in DEFAULT_EXCLUDE))
             if not found:
                 raise UsageError(f"no photos in folder '{path}' (looked for {', '.join(PHOTO_SUFFIXES)})")
             files += found
