@@ -967,7 +967,9 @@ def _user_error(error: BaseException) -> Exception | None:
     user_errors: tuple[type, ...] = (CheckpointError, UsageError, pickle.UnpicklingError)  # the last: a refused
     # --ckpt_path (Lightning loads it with torch.load(weights_only=True))
     for module, name in (("stylegan_lightning.data.errors", "DatasetError"),
-                         ("stylegan_lightning.codec.bitstream", "BitstreamError")):
+                         ("stylegan_lightning.codec.bitstream", "BitstreamError"),
+                         ("lightning.fabric.utilities.exceptions", "MisconfigurationException")):  # Lightning's
+        # word for a trainer configuration that contradicts itself (e.g. progress bar off, a bar callback given)
         if module in sys.modules:  # an error of a module never imported cannot have been raised
             user_errors += (getattr(sys.modules[module], name),)
     seen = set()

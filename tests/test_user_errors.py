@@ -86,6 +86,10 @@ CASES = [
                                                 "--grid", "{root}/x"], "extensions"),
     ("fit --config a folder", ["fit", "--config", "{folder}"], "is a directory"),
     ("fit -c a binary file", ["fit", "-c", "{binary}"], "not a text"),
+    ("fit with the progress bar off and a progress-bar callback",
+     ["fit", "--config", "{demo_stylegan2}", "--trainer.enable_progress_bar", "false",
+      "--trainer.callbacks+=stylegan_lightning.callbacks.RunProgressBar", "--trainer.default_root_dir", "{root}/run"],
+     "enable_progress_bar=False"),
     ("validate --ckpt_path missing", ["validate", "--ckpt_path", "{root}/missing.ckpt"], "does not exist"),
     ("validate --ckpt_path a folder", ["validate", "--ckpt_path", "{folder}"], "is a directory"),
     ("validate --ckpt_path a list checkpoint", ["validate", "--ckpt_path", "{list_ckpt}"], "top level is a list"),
@@ -130,6 +134,7 @@ def _files(root: Path) -> dict[str, str]:
     torch.save({"pytorch-lightning_version": "2.6.0", "state_dict": {}, "hyper_parameters": "size: 16"},
                root / "string.ckpt")
     files["string_hparams_ckpt"] = root / "string.ckpt"
+    files["demo_stylegan2"] = Path(__file__).resolve().parents[1] / "configs" / "demo" / "stylegan2.yaml"
     return {k: str(v) for k, v in files.items()}
 
 
