@@ -10,6 +10,19 @@ if TYPE_CHECKING:
     from stylegan_lightning.codec import ScalableFaceCodec
 
 
+class ImageBatches(torch.utils.data.Dataset):
+    """A tensor of images [N, 3, H, W] as a dataset of ``{"image": ...}`` items, the batches the modules train on."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": self.images[index]}
+
+
 def randomize_batchnorm(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Non-trivial batch-norm statistics, so eval-mode outputs depend on every buffer a loader must restore."""
     g = torch.Generator().manual_seed(seed)

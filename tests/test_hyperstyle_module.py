@@ -9,30 +9,20 @@ import warnings
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from stylegan_lightning.encoders import SMALL_BLOCKS, SMALL_CHANNELS, build_inverter
 from stylegan_lightning.encoders.checkpoints import save_encoder_checkpoint
 from stylegan_lightning.hyperstyle import HyperStyleModule, load_hyperstyle, load_hyperstyle_module_checkpoint
 from stylegan_lightning.serialization import CheckpointError
 from stylegan_lightning.stylegan2 import FrozenGenerator, Generator, save_generator
+from model_helpers import ImageBatches  # noqa: E402  (test helper beside this file)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 N_ITERS = 3
 SMALL = dict(n_iters=N_ITERS, input_size=32, lpips_lambda=0.0, id_lambda=0.0, optimizer="adam", lr=1e-3,
              image_log_every=0)
-
-
-class Images(Dataset):
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index]}
 
 
 def _trainer(root, max_steps, **kwargs):
@@ -61,7 +51,7 @@ def files(tmp_path_factory):
 
 
 def _loader(files, n: int, seed: int, batch_size: int = 2) -> DataLoader:
-    return DataLoader(Images(_samples(files["frozen"], n, seed)), batch_size=batch_size)
+    return DataLoader(ImageBatches(_samples(files["frozen"], n, seed)), batch_size=batch_size)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +166,7 @@ def test_training_makes_the_first_refinement_beat_the_w_encoder(files, tmp_path)
         with torch.no_grad():
             start = [float(torch.mean((r - held) ** 2)) for r in module.model.eval().run(held).reconstructions]
         _trainer(tmp_path, 60, limit_val_batches=0, enable_checkpointing=False).fit(
-            module, DataLoader(Images(_samples(files["frozen"], 64, 8)), batch_size=4, shuffle=True))
+            module, DataLoader(ImageBatches(_samples(files["frozen"], 64, 8)), batch_size=4, shuffle=True))
     with torch.no_grad():
         mse = [float(torch.mean((r - held) ** 2)) for r in module.model.eval().run(held).reconstructions]
     print("held-out MSE per iteration before", [round(v, 4) for v in start], "after", [round(v, 4) for v in mse])

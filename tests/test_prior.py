@@ -8,27 +8,17 @@ import warnings
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from stylegan_lightning.stylegan2 import Generator, load_generator
 from stylegan_lightning.stylegan2.module import StyleGAN2Module
 from stylegan_lightning.stylegan2.prior import PriorWarmStartModule, moment_distance, sliced_wasserstein
+from model_helpers import ImageBatches  # noqa: E402  (test helper beside this file)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 SMALL = dict(size=16, style_dim=16, n_mlp=2, channels={4: 32, 8: 16, 16: 8}, encoder_channels=[8, 16],
              mapping_batch=64, bank_size=256, swd_projections=32, n_mean_latent=100, n_sample_images=4,
              final_mapping_steps=100)
-
-
-class Images(Dataset):
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": self.images[index]}
 
 
 def faces(count: int, seed: int = 0) -> torch.Tensor:
@@ -96,7 +86,7 @@ def test_training_lowers_the_reconstruction_error_and_fits_the_mapping(tmp_path)
         warnings.simplefilter("ignore")
         module.push_to_bank(module.encoder(data)[0].detach())
         start = errors()
-        trainer(tmp_path, 120).fit(module, DataLoader(Images(data), batch_size=16, shuffle=True))
+        trainer(tmp_path, 120).fit(module, DataLoader(ImageBatches(data), batch_size=16, shuffle=True))
     end = errors()
     print("reconstruction MSE, mapping SWD before", start, "after", end)
     assert end[0] < 0.5 * start[0]
