@@ -46,13 +46,14 @@ demo: $(STAMP)  ## codec demo with the shipped models: code the sample faces, de
 	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples $(DEMO_ALIGN) $(DEMO_ID_METRIC) \
 		--baselines jpeg,webp,avif,heic --grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
 
-# HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16); after `make demo-hyperstyle`
-# demo-methods compares it too.
+# HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16) nor GradStyle (26 MB); after
+# `make demo-hyperstyle` / `make demo-gradstyle` demo-methods compares them too.
 demo-methods: $(STAMP)  ## W-encoder vs e4e vs GradStyle (and HyperStyle once trained) on the sample faces (table + grid)
 	$(BIN)/python benchmarks/compare_inversion.py --images data/samples $(DEMO_ALIGN) --out outputs/demo/methods \
 		--method w-encoder=encoder:$(DEMO_W_ENCODER) --method e4e=encoder:$(DEMO_E4E) \
 		$(if $(wildcard $(DEMO_HYPERSTYLE)),--method hyperstyle=hyperstyle:$(DEMO_HYPERSTYLE)) \
-		--method gradstyle=gradstyle:$(DEMO_GRADSTYLE) --w-encoder $(DEMO_W_ENCODER) $(DEMO_IDENTITY)
+		$(if $(wildcard $(DEMO_GRADSTYLE)),--method gradstyle=gradstyle:$(DEMO_GRADSTYLE)) \
+		--w-encoder $(DEMO_W_ENCODER) $(DEMO_IDENTITY)
 
 demo-sample: $(STAMP)  ## generate a sample grid and a truncation sweep from a small generator and print timings
 	$(BIN)/stylegan-lightning sample --config configs/demo/sample.yaml
@@ -110,8 +111,10 @@ train-prior-cpu: prior-warm prior-gan prior-ship  ## the CPU face prior, all sta
 demo-encoder: $(STAMP)  ## CPU: train the demo e4e on real faces over the face prior (~18 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
 
-demo-gradstyle: $(STAMP)  ## CPU: train GradStyle over the shipped demo e4e and the face prior (~15 min)
+# GradStyle is not committed (its slimmed checkpoint is 26 MB): demo-gradstyle trains it and writes $(DEMO_GRADSTYLE).
+demo-gradstyle: $(STAMP)  ## CPU: train GradStyle over the shipped demo e4e and the face prior, write data/demo/ (~15 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
+	$(call demo_ship_one,gradstyle:outputs/demo/gradstyle/checkpoints/last.ckpt:gradstyle-64.ckpt)
 
 demo-hyperstyle: $(STAMP)  ## CPU: HyperStyle over the shipped demo W-encoder, 5 iterations, into outputs/demo/ (~18 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/hyperstyle.yaml

@@ -49,15 +49,20 @@ def test_demo_codec_codes_faces_exactly_and_each_layer_adds_quality(faces):
 
 
 @torch.no_grad()
-def test_demo_inversion_models_reconstruct_faces_and_gradstyle_improves_on_e4e(faces):
-    results = {}
-    for name, method, file in (("w", "encoder", "w-encoder-64.pt"), ("e4e", "encoder", "e4e-64.pt"),
-                               ("gradstyle", "gradstyle", "gradstyle-64.ckpt")):
-        model = load_inversion_model(str(DEMO / file), method)
-        _, reconstruction = model.invert(faces)
-        results[name] = psnr(reconstruction, faces)
-    assert results["w"] > 15.5 and results["e4e"] > 16.5, results
-    assert results["gradstyle"] > results["e4e"] + 0.3, results
+def invert_psnr(faces: torch.Tensor, method: str, file: str) -> float:
+    _, reconstruction = load_inversion_model(str(DEMO / file), method).invert(faces)
+    return psnr(reconstruction, faces)
+
+
+def test_demo_encoders_reconstruct_faces(faces):
+    assert invert_psnr(faces, "encoder", "w-encoder-64.pt") > 15.5
+    assert invert_psnr(faces, "encoder", "e4e-64.pt") > 16.5
+
+
+def test_demo_gradstyle_improves_on_e4e(faces):
+    if not (DEMO / "gradstyle-64.ckpt").is_file():
+        pytest.skip("data/demo/gradstyle-64.ckpt is not committed (26 MB): `make demo-gradstyle` writes it")
+    assert invert_psnr(faces, "gradstyle", "gradstyle-64.ckpt") > invert_psnr(faces, "encoder", "e4e-64.pt") + 0.3
 
 
 def test_demo_classifier_and_styleae_load_and_run():
