@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
 
 from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
 from .bitstream import LayerStrings
+from .entropy_models import EntropyBottleneck, GaussianConditional
 from .layers import layer_groups
 from .transformer import CrossLayerEntropyTransformer, HyperDecoder, HyperEncoder
 
@@ -59,9 +59,10 @@ class TokenLinear(nn.Module):
     def __init__(self, n_tokens: int, in_channels: int, out_channels: int, gain: float = 1.0):
         super().__init__()
         if in_channels == out_channels:
-            weight = torch.eye(in_channels).repeat(n_tokens, 1, 1) * gain
+            weight = torch.zeros(n_tokens, in_channels, out_channels)
+            weight.diagonal(dim1=1, dim2=2).fill_(gain)  # gain * identity per vector
         else:
-            weight = torch.randn(n_tokens, in_channels, out_channels) * (gain / in_channels ** 0.5)
+            weight = torch.randn(n_tokens, in_channels, out_channels).mul_(gain / in_channels ** 0.5)
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_tokens, out_channels))
 
@@ -131,7 +132,7 @@ class ScalableFaceCodec(nn.Module):
         self.config = dict(layer_split=layer_split if isinstance(layer_split, str) else list(layer_split),
                            code_channels=channels, hyper_channels=hyper_channels, dim=dim, depth=depth, heads=heads,
                            quantization_step=quantization_step)
-        layer_ids = torch.cat([torch.full((len(g),), k) for k, g in enumerate(self.groups)])
+        layer_ids = torch.tensor([k for k, group in enumerate(self.groups) for _ in group])
         self.register_buffer("layer_ids", layer_ids, persistent=False)
         self.analysis = TokenLinear(n, style_dim, channels, 1.0 / quantization_step)
         self.synthesis = TokenLinear(n, channels, style_dim, quantization_step)

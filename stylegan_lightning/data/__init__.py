@@ -1,21 +1,55 @@
 """Face data: image folders and zips, attribute tables, parsing masks, splits, generated faces, DataModules.
 
 See ``data/README.md`` in the repository for the expected dataset layouts.
+
+Importing the package is cheap: each name is imported from its module on first use (PEP 562), so a tool
+that needs only the error classes or the image decoder does not pay for Lightning.
 """
 
-from .datamodule import FaceDataModule, SyntheticDataModule
-from .datasets import FaceImageDataset
-from .errors import BadImageError, DatasetError
-from .imaging import decode_mask, decode_rgb, image_to_tensor, mask_to_tensor
-from .keys import KeyIndex
-from .latents import (LATENT_ATTRIBUTES_FORMAT, LatentAttributeDataModule, LatentAttributes,
-                      join_latent_attributes, load_latent_attributes, sample_latent_attributes)
-from .labels import KEY_COLUMNS, AttributeTable, load_attribute_table, read_celeba_attributes, read_csv_attributes
-from .loaders import ResumableSampler, make_loader, seed_worker
-from .masks import CELEBAMASK_HQ_CLASSES, MaskFolder, combine_part_masks
-from .sources import IMAGE_EXTENSIONS, FolderSource, ImageSource, ZipSource, open_source
-from .splits import SPLITS, listed_split, random_split, read_key_list, read_partition
-from .synthetic import SyntheticFaceDataset
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "AttributeTable": ".labels",
+    "BadImageError": ".errors",
+    "CELEBAMASK_HQ_CLASSES": ".masks",
+    "DatasetError": ".errors",
+    "FaceDataModule": ".datamodule",
+    "FaceImageDataset": ".datasets",
+    "FolderSource": ".sources",
+    "IMAGE_EXTENSIONS": ".sources",
+    "ImageSource": ".sources",
+    "KEY_COLUMNS": ".labels",
+    "KeyIndex": ".keys",
+    "LATENT_ATTRIBUTES_FORMAT": ".latents",
+    "LatentAttributeDataModule": ".latents",
+    "LatentAttributes": ".latents",
+    "MaskFolder": ".masks",
+    "ResumableSampler": ".loaders",
+    "SPLITS": ".splits",
+    "SyntheticDataModule": ".datamodule",
+    "SyntheticFaceDataset": ".synthetic",
+    "ZipSource": ".sources",
+    "combine_part_masks": ".masks",
+    "decode_mask": ".imaging",
+    "decode_rgb": ".imaging",
+    "image_to_tensor": ".imaging",
+    "join_latent_attributes": ".latents",
+    "listed_split": ".splits",
+    "load_attribute_table": ".labels",
+    "load_latent_attributes": ".latents",
+    "make_loader": ".loaders",
+    "mask_to_tensor": ".imaging",
+    "open_source": ".sources",
+    "random_split": ".splits",
+    "read_celeba_attributes": ".labels",
+    "read_csv_attributes": ".labels",
+    "read_key_list": ".splits",
+    "read_partition": ".splits",
+    "sample_latent_attributes": ".latents",
+    "seed_worker": ".loaders",
+}
 
 __all__ = [
     "CELEBAMASK_HQ_CLASSES",
@@ -57,3 +91,5 @@ __all__ = [
     "sample_latent_attributes",
     "seed_worker",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

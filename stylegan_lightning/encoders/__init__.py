@@ -9,21 +9,53 @@ checkpoints load strictly.
 - :func:`load_psp`, :func:`load_e4e`, :func:`load_w_encoder`, :func:`load_encoder`: official checkpoints;
   :func:`save_encoder_checkpoint` writes the same layout.
 - :class:`EncoderModule`: the LightningModule that trains pSp / e4e / W encoders.
+
+Importing the package is cheap: each name is imported from its module on first use (PEP 562), so a tool that
+needs an encoder does not pay for Lightning and torchmetrics.
 """
 
-from .backbone import (OFFICIAL_BLOCKS, OFFICIAL_CHANNELS, SMALL_BLOCKS, SMALL_CHANNELS, BackboneConfig,
-                       IRSEBackbone, infer_backbone_config, upsample_add)
-from .checkpoints import (load_e4e, load_encoder, load_psp, load_w_encoder, read_encoder_checkpoint,
-                          save_encoder_checkpoint)
-from .e4e import Encoder4Editing
-from .factory import ENCODER_CLASSES, ENCODER_TYPES, build_encoder, normalize_kind
-from .inverter import (Inverter, LatentEncoder, build_inverter, build_latent_encoder, encoder_spec, expand_latent_avg,
-                       resize_images)
-from .pretrained import init_from_irse50
-from .psp import GradualStyleBlock, GradualStyleEncoder, PyramidFeatures, PyramidStyleEncoder
-from .w_encoder import WEncoder
-from .latent_discriminator import LatentCodesDiscriminator, LatentPool
-from .module import EncoderModule, load_encoder_module_checkpoint  # last: the LightningModule builds on the rest
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "BackboneConfig": ".backbone",
+    "ENCODER_CLASSES": ".factory",
+    "ENCODER_TYPES": ".factory",
+    "Encoder4Editing": ".e4e",
+    "EncoderModule": ".module",
+    "GradualStyleBlock": ".psp",
+    "GradualStyleEncoder": ".psp",
+    "IRSEBackbone": ".backbone",
+    "Inverter": ".inverter",
+    "LatentCodesDiscriminator": ".latent_discriminator",
+    "LatentEncoder": ".inverter",
+    "LatentPool": ".latent_discriminator",
+    "OFFICIAL_BLOCKS": ".backbone",
+    "OFFICIAL_CHANNELS": ".backbone",
+    "PyramidFeatures": ".psp",
+    "PyramidStyleEncoder": ".psp",
+    "SMALL_BLOCKS": ".backbone",
+    "SMALL_CHANNELS": ".backbone",
+    "WEncoder": ".w_encoder",
+    "build_encoder": ".factory",
+    "build_inverter": ".inverter",
+    "build_latent_encoder": ".inverter",
+    "encoder_spec": ".inverter",
+    "expand_latent_avg": ".inverter",
+    "infer_backbone_config": ".backbone",
+    "init_from_irse50": ".pretrained",
+    "load_e4e": ".checkpoints",
+    "load_encoder": ".checkpoints",
+    "load_encoder_module_checkpoint": ".module",
+    "load_psp": ".checkpoints",
+    "load_w_encoder": ".checkpoints",
+    "normalize_kind": ".factory",
+    "read_encoder_checkpoint": ".checkpoints",
+    "resize_images": ".inverter",
+    "save_encoder_checkpoint": ".checkpoints",
+    "upsample_add": ".backbone",
+}
 
 __all__ = [
     "ENCODER_CLASSES",
@@ -63,3 +95,5 @@ __all__ = [
     "save_encoder_checkpoint",
     "upsample_add",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,12 +18,16 @@ from ..ops import FusedLeakyReLU, fused_leaky_relu, upfirdn2d
 DEFAULT_BLUR_KERNEL = (1, 3, 3, 1)
 
 
-def make_kernel(kernel: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """A 2-D FIR kernel from a 1-D one (outer product) or a 2-D one, normalised to sum to 1."""
-    kernel = torch.as_tensor(kernel, dtype=torch.float32)
+def make_kernel(kernel: Sequence[float] | torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """A 2-D FIR kernel from a 1-D one (outer product) or a 2-D one, normalised to sum to ``gain``, on the default
+    device.
+
+    The arithmetic runs on the CPU: on the meta device (models built only to check their shapes) these ops would
+    go through PyTorch's Python decompositions, whose first use imports ``torch._dynamo`` (about 1 s)."""
+    kernel = torch.as_tensor(kernel, dtype=torch.float32, device="cpu")
     if kernel.ndim == 1:
         kernel = kernel[None, :] * kernel[:, None]
-    return kernel / kernel.sum()
+    return (kernel * (gain / kernel.sum())).to(torch.get_default_device())
 
 
 class PixelNorm(nn.Module):
@@ -39,7 +43,7 @@ class Upsample(nn.Module):
     def __init__(self, kernel: Sequence[float], factor: int = 2):
         super().__init__()
         self.factor = factor
-        self.register_buffer("kernel", make_kernel(kernel) * factor**2)
+        self.register_buffer("kernel", make_kernel(kernel, gain=factor**2))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
@@ -67,10 +71,7 @@ class Blur(nn.Module):
 
     def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
         super().__init__()
-        kernel = make_kernel(kernel)
-        if upsample_factor > 1:
-            kernel = kernel * upsample_factor**2
-        self.register_buffer("kernel", kernel)
+        self.register_buffer("kernel", make_kernel(kernel, gain=max(upsample_factor, 1) ** 2))
         self.pad = tuple(pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
