@@ -23,6 +23,7 @@ from stylegan_lightning.gradstyle.augment import (
     homography_from_corners,
     perspective_homographies,
     random_perspective,
+    warp_features,
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -186,24 +187,60 @@ def test_perspective_identity_and_shapes():
         random_perspective(x, 1.0)
 
 
-def test_perspective_homographies_map_corners():
+def test_perspective_homographies_move_corners_inward_like_torchvision():
+    """torchvision RandomPerspective semantics: the output corners move inward by up to distortion x half size
+    and the input's corners land on them (the input shrinks into the quadrilateral, the border is zero)."""
     g = torch.Generator().manual_seed(3)
-    h, corners = perspective_homographies(5, 0.3, generator=g, dtype=torch.float64, return_corners=True)
-    canonical = torch.tensor(CANONICAL_CORNERS, dtype=torch.float64).expand(5, 4, 2)
-    offsets = corners - canonical
-    assert offsets.abs().max() <= 0.3 and offsets.abs().max() > 0.1
-    assert torch.allclose(apply_homography(h, canonical), corners, atol=1e-10)
-    assert torch.allclose(h[:, 2, 2], torch.ones(5, dtype=torch.float64))
+    h, corners = perspective_homographies(64, 0.3, generator=g, dtype=torch.float64, return_corners=True)
+    canonical = torch.tensor(CANONICAL_CORNERS, dtype=torch.float64).expand(64, 4, 2)
+    inward = (corners - canonical) * -canonical.sign()  # displacement towards the centre, per coordinate
+    assert inward.min() >= 0 and inward.max() <= 0.3 and inward.max() > 0.25
+    assert torch.allclose(apply_homography(h, corners), canonical, atol=1e-10)  # output corner -> input corner
+    assert torch.allclose(h[:, 2, 2], torch.ones(64, dtype=torch.float64))
+    # every warped map has a zero border where the output lies outside the moved quadrilateral, and the centre
+    # keeps its content
+    x = torch.ones(64, 1, 32, 32, dtype=torch.float64)
+    warped = random_perspective(x, 0.3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(warped, random_perspective(x, 0.3, generator=torch.Generator().manual_seed(3)))
+    assert (warped[:, 0, 14:18, 14:18] - 1).abs().max() < 1e-9
+    covered = warped.flatten(1).mean(1)  # the input shrinks: every sample loses area to the empty border
+    assert float(covered.max()) < 0.999 and 0.7 < float(covered.mean()) < 0.9
+    # the probability p: about half of the samples are left alone at p = 0.5, all at p = 0, none at p = 1
+    h_half = perspective_homographies(400, 0.15, generator=torch.Generator().manual_seed(0), p=0.5)
+    identity = (h_half - torch.eye(3)).abs().flatten(1).amax(1) < 1e-6
+    assert 160 < int(identity.sum()) < 240
+    assert torch.allclose(perspective_homographies(5, 0.15, p=0.0), torch.eye(3).expand(5, 3, 3), atol=1e-6)
+    h_all = perspective_homographies(50, 0.15, generator=torch.Generator().manual_seed(0), p=1.0)
+    assert bool(((h_all - torch.eye(3)).abs().flatten(1).amax(1) > 1e-4).all())
+    with pytest.raises(ValueError, match="p must"):
+        perspective_homographies(2, 0.15, p=1.5)
     # a known homography: scaling by 0.5 and shifting by (0.1, -0.2)
-    target = canonical * 0.5 + torch.tensor([0.1, -0.2], dtype=torch.float64)
+    target = canonical[:5] * 0.5 + torch.tensor([0.1, -0.2], dtype=torch.float64)
     expected = torch.tensor([[0.5, 0, 0.1], [0, 0.5, -0.2], [0, 0, 1]], dtype=torch.float64)
-    assert torch.allclose(homography_from_corners(canonical, target), expected.expand(5, 3, 3), atol=1e-12)
+    assert torch.allclose(homography_from_corners(canonical[:5], target), expected.expand(5, 3, 3), atol=1e-12)
+
+
+def test_one_warp_moves_every_scale_alike():
+    """The same homographies warp an 8 px and a 32 px map of one image consistently: warping then pooling equals
+    pooling then warping up to the resampling error."""
+    torch.manual_seed(0)
+    fine = F.interpolate(torch.randn(3, 2, 4, 4), size=32, mode="bilinear", align_corners=False)  # smooth
+    h = perspective_homographies(3, 0.15, generator=torch.Generator().manual_seed(1), p=1.0)
+    coarse_of_warped = F.avg_pool2d(warp_features(fine, h), 4)
+    warped_of_coarse = warp_features(F.avg_pool2d(fine, 4), h)
+    other = perspective_homographies(3, 0.15, generator=torch.Generator().manual_seed(2), p=1.0)
+    consistent = (coarse_of_warped - warped_of_coarse).abs().mean().item()
+    inconsistent = (coarse_of_warped - warp_features(F.avg_pool2d(fine, 4), other)).abs().mean().item()
+    assert consistent < 0.5 * inconsistent, (consistent, inconsistent)
+    with pytest.raises(ValueError, match="homographies"):
+        warp_features(fine, h[:2])
 
 
 def test_random_perspective_matches_its_homography():
     """The warp samples the input at H(output pixel centre): check it against a direct grid_sample."""
     x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
     h = perspective_homographies(2, 0.2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert (h - torch.eye(3, dtype=torch.float64)).abs().max() > 0.05  # p = 1 by default: both are warped
     ys = (torch.arange(6, dtype=torch.float64) * 2 + 1) / 6 - 1  # pixel centres, align_corners=False
     xs = (torch.arange(7, dtype=torch.float64) * 2 + 1) / 7 - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")

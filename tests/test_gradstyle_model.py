@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stylegan_lightning.encoders import LatentEncoder, build_encoder
-from stylegan_lightning.gradstyle import GradStyle, check_refine_layers, default_refine_layers, layer_resolution
+from stylegan_lightning.gradstyle import (DEFAULT_REFINE_LAYERS, GradStyle, block_layer, check_refine_layers,
+                                          default_refine_layers, layer_resolution)
 from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -26,22 +27,31 @@ def _e4e(frozen: FrozenGenerator, seed: int = 1) -> LatentEncoder:
 
 @pytest.fixture(scope="module")
 def small():
-    """A 32 px generator (refinement after styled convs 2 and 5: 8 and 32 px) and its GradStyle."""
+    """A 32 px generator (refinement after styled convs 1 and 4: 8 and 16 px) and its GradStyle, in eval mode (the
+    batch-norm layers of the residual networks use their running statistics, as the tools do)."""
     frozen = _frozen(32)
     torch.manual_seed(2)
-    model = GradStyle(_e4e(frozen), frozen, aligner_head_dim=16)
+    model = GradStyle(_e4e(frozen), frozen, refine_layers=[1, 4], aligner_head_dim=16, aligner_heads=2).eval()
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
     return model, images
 
 
-def test_stage_boundaries_at_64_256_1024_and_invalid_layers():
+def test_stage_boundaries_follow_table_3_and_invalid_layers():
+    # Table 3: blocks 3, 6, 8 at 8, 16, 32 px; block 10 at 64 px; blocks 3-8 at (8, 16, 32) px twice
+    assert [block_layer(block) for block in (3, 6, 8)] == list(DEFAULT_REFINE_LAYERS) == [1, 4, 6]
+    assert [layer_resolution(block_layer(block)) for block in (3, 6, 8, 10)] == [8, 16, 32, 64]
+    assert [layer_resolution(block_layer(block)) for block in range(3, 9)] == [8, 8, 16, 16, 32, 32]
+    assert [layer_resolution(block_layer(block)) for block in (2, 11, 18)] == [4, 128, 1024]  # 18 blocks at 1024
+    with pytest.raises(ValueError, match="block 1"):
+        block_layer(1)
     for size, num_layers in ((64, 9), (256, 13), (1024, 17)):
         generator = Generator(size, style_dim=8, n_mlp=1, channel_max=8)
         assert generator.num_layers == num_layers
-        assert default_refine_layers(generator.num_layers) == [2, 5, 7]
-    assert [layer_resolution(layer) for layer in (0, 1, 2, 5, 7, 16)] == [4, 8, 8, 32, 64, 1024]
-    assert default_refine_layers(Generator(32, style_dim=8, n_mlp=1, channel_max=8).num_layers) == [2, 5]
-    assert default_refine_layers(3) == [2]  # an 8 px generator: one stage
+        assert default_refine_layers(generator.num_layers) == [1, 4, 6]
+    assert [layer_resolution(layer) for layer in (0, 1, 2, 4, 5, 6, 7, 16)] == [4, 8, 8, 16, 32, 32, 64, 1024]
+    assert default_refine_layers(Generator(32, style_dim=8, n_mlp=1, channel_max=8).num_layers) == [1, 4, 6]
+    assert default_refine_layers(Generator(16, style_dim=8, n_mlp=1, channel_max=8).num_layers) == [1, 4]
+    assert default_refine_layers(3) == [1]  # an 8 px generator: one stage
     with pytest.raises(ValueError):
         default_refine_layers(1)  # 4 px: no refinement layer exists
     for bad in ([5, 2], [2, 2], [-1, 2], [2, 9], []):
@@ -55,17 +65,18 @@ def test_stage_boundaries_at_64_256_1024_and_invalid_layers():
 def test_residual_shapes_equal_generator_features_and_gates_in_unit_interval():
     frozen = _frozen(64)
     torch.manual_seed(0)
-    model = GradStyle(_e4e(frozen), frozen, aligner_head_dim=16)
-    assert model.refine_layers == [2, 5, 7] and model.n_stages == 3
+    model = GradStyle(_e4e(frozen), frozen, aligner_head_dim=16, aligner_heads=2)
+    assert model.refine_layers == [1, 4, 6] and model.n_stages == 3
+    assert [aligner.blocks[0].attention.heads for aligner in GradStyle(_e4e(frozen), frozen).aligners] == [8] * 3
     images = torch.rand(2, 3, 64, 64) * 2 - 1
     shapes = {}
     with torch.no_grad():
         w_plus, features = model.encode(images)
         frozen(w_plus, layer_hook=lambda layer, f: shapes.setdefault(layer, tuple(f.shape)) and None)
         output = model.reconstruct(w_plus, features)
-    assert [shapes[layer] for layer in (2, 5, 7)] == [(2, 32, 8, 8), (2, 32, 32, 32), (2, 32, 64, 64)]
-    assert [tuple(r.shape) for r in output.residuals] == [shapes[2], shapes[5], shapes[7]]
-    assert [tuple(g.shape) for g in output.gates] == [shapes[2], shapes[5], shapes[7]]
+    assert [shapes[layer] for layer in (1, 4, 6)] == [(2, 32, 8, 8), (2, 32, 16, 16), (2, 32, 32, 32)]
+    assert [tuple(r.shape) for r in output.residuals] == [shapes[1], shapes[4], shapes[6]]
+    assert [tuple(g.shape) for g in output.gates] == [shapes[1], shapes[4], shapes[6]]
     for gate in output.gates:
         assert float(gate.min()) >= 0.0 and float(gate.max()) <= 1.0
         assert 0.05 < float(gate.mean()) < 0.95  # a sigmoid of small activations: near 0.5, not saturated
@@ -132,7 +143,7 @@ def test_moved_codes_go_through_the_aligner_and_unmoved_ones_do_not(small):
 def test_encoder_and_generator_stay_frozen_under_training():
     frozen = _frozen(32)
     torch.manual_seed(0)
-    model = GradStyle(_e4e(frozen), frozen, aligner_head_dim=16).train()
+    model = GradStyle(_e4e(frozen), frozen, refine_layers=[1, 4], aligner_head_dim=16, aligner_heads=2).train()
     assert not model.encoder.training and not model.generator.training
     frozen_params = dict(model.encoder.named_parameters(prefix="encoder"))
     frozen_params.update(model.generator.named_parameters(prefix="generator"))

@@ -9,11 +9,12 @@
 """
 
 from .attention import Aligner, SelectiveAttention, selective_attention, top_ratio_mask
-from .augment import random_perspective
-from .model import (PAPER_REFINE_LAYERS, GateFusion, GradStyle, GradualResidualModule, StreamOutput,
-                    check_refine_layers, default_refine_layers, layer_resolution)
+from .augment import perspective_homographies, random_perspective, warp_features
+from .model import (DEFAULT_REFINE_LAYERS, GateFusion, GradStyle, GradualResidualModule, ResBlock, StreamOutput,
+                    block_layer, check_refine_layers, default_refine_layers, layer_resolution)
 from .module import GradStyleModule, load_gradstyle  # last: the LightningModule builds on everything above
 
-__all__ = ["Aligner", "GateFusion", "GradStyle", "GradStyleModule", "GradualResidualModule", "PAPER_REFINE_LAYERS",
-           "SelectiveAttention", "StreamOutput", "check_refine_layers", "default_refine_layers", "layer_resolution",
-           "load_gradstyle", "random_perspective", "selective_attention", "top_ratio_mask"]
+__all__ = ["Aligner", "DEFAULT_REFINE_LAYERS", "GateFusion", "GradStyle", "GradStyleModule", "GradualResidualModule",
+           "ResBlock", "SelectiveAttention", "StreamOutput", "block_layer", "check_refine_layers",
+           "default_refine_layers", "layer_resolution", "load_gradstyle", "perspective_homographies",
+           "random_perspective", "selective_attention", "top_ratio_mask", "warp_features"]

@@ -20,9 +20,9 @@ Memory: attention here is dense. For ``B`` samples, ``h`` heads, ``Nq`` queries 
 :func:`selective_attention` materialises the float score matrix ``[B, h, Nq, Nk]`` (masked in place) and the softmax
 output of the same size (the one kept for backward), plus, while the mask is built, a bool mask of that shape (1 byte
 per entry) and the int64 indices of the kept entries (``8 * k`` bytes per row, i.e. ``2 * ratio`` times the float32
-score matrix). At 64x64 = 4096 tokens one float32 score matrix is 64 MiB per sample and head, so e.g. ``B=8, h=8``
-needs about 4 GiB per copy and roughly 2-3 such copies at peak: chunk the batch (or use fewer heads) at the 64x64
-stage.
+score matrix). The default stages stop at 32x32 = 1024 tokens: one float32 score matrix is 4 MiB per sample and
+head, 256 MiB per copy for ``B=8, h=8``. A 64x64 stage (4096 tokens, ``refine_layers`` with 7 or 8) costs 16 times
+that, about 4 GiB per copy and 2-3 copies at peak: chunk the batch (or use fewer heads) there.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class SelectiveAttention(nn.Module):
     """Multi-head cross-attention with Selective Attention (Eq. 8-9).
 
     ``q = W_q(queries)``, ``k = W_k(keys)``, ``v = W_v(keys)`` are split into ``heads`` heads of ``head_dim``
-    (``d_k = 64`` in the paper), combined by :func:`selective_attention` with ``ratio`` (``mu``), and projected
-    back to ``query_channels``.
+    (``d_k = 64`` in the paper; 8 heads for its 512-channel features), combined by :func:`selective_attention`
+    with ``ratio`` (``mu``), and projected back to ``query_channels``.
 
     Args:
         query_channels: channels ``Cq`` of the query tokens (and of the output).
@@ -152,7 +152,7 @@ class SelectiveAttention(nn.Module):
         ratio: fraction of keys kept per query, in ``(0, 1]``.
     """
 
-    def __init__(self, query_channels: int, key_channels: int, heads: int = 4, head_dim: int = 64,
+    def __init__(self, query_channels: int, key_channels: int, heads: int = 8, head_dim: int = 64,
                  ratio: float = 0.5) -> None:
         super().__init__()
         if heads < 1 or head_dim < 1:
@@ -197,7 +197,7 @@ class AlignerLayer(nn.Module):
     (residual features); both are ``width`` wide.
     """
 
-    def __init__(self, width: int, heads: int = 4, head_dim: int = 64, ratio: float = 0.5,
+    def __init__(self, width: int, heads: int = 8, head_dim: int = 64, ratio: float = 0.5,
                  mlp_ratio: float = 2.0) -> None:
         super().__init__()
         hidden = max(1, int(round(width * mlp_ratio)))
@@ -237,11 +237,11 @@ class Aligner(nn.Module):
         heads: attention heads.
         head_dim: channels per head (``d_k``; 64 in the paper).
         layers: number of :class:`AlignerLayer` blocks.
-        ratio: Selective Attention keep ratio ``mu`` in ``(0, 1]``.
+        ratio: Selective Attention keep ratio ``mu`` in ``(0, 1]`` (the paper does not give it; GradStyle uses 0.5).
         width: token width inside the blocks, a multiple of 4 (for the position embedding); ``channels`` by default.
     """
 
-    def __init__(self, channels: int, heads: int = 4, head_dim: int = 64, layers: int = 2, ratio: float = 0.5,
+    def __init__(self, channels: int, heads: int = 8, head_dim: int = 64, layers: int = 2, ratio: float = 0.5,
                  width: int | None = None) -> None:
         super().__init__()
         if channels < 1:

@@ -4,7 +4,13 @@ With unedited codes the editing stream produces the same generator features as t
 residual features ``F_m`` are already aligned with ``f_m^edi``. Warping ``F_m`` with a random perspective transform
 simulates the layout misalignment an edit (pose, expression, ...) causes between the residual features and the edited
 generator features; the :class:`~stylegan_lightning.gradstyle.attention.Aligner` learns to undo it, supervised by
-the unwarped ``F_m`` (Eq. 10). The paper uses a distortion scale of 0.15.
+the unwarped ``F_m`` (Eq. 10). The paper uses a distortion scale of 0.15 and cites HFGI's random perspective
+transformation: the semantics here are those of torchvision's ``RandomPerspective(distortion_scale, p)`` (each
+output corner moves *inward* by up to ``distortion_scale`` times half the size, the whole input lands inside the
+moved quadrilateral, the uncovered border is zero, a sample is warped with probability ``p``), with two
+differences, both deliberate: the corner offsets are continuous rather than whole pixels (at the 8 px stage
+torchvision's integer draw at scale 0.15 never moves a corner), and the homography lives in normalised
+coordinates, so one warp drawn per sample moves every stage's features (8, 16, 32 px) the same way.
 
 Coordinates are the normalised ``[-1, 1]`` coordinates of :func:`torch.nn.functional.grid_sample` with
 ``align_corners=False`` (``x`` to the right, ``y`` down; ``+-1`` are the outer pixel edges).
@@ -17,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["CANONICAL_CORNERS", "apply_homography", "homography_from_corners", "perspective_homographies",
-           "random_perspective"]
+           "random_perspective", "warp_features"]
 
 #: The four corners of the normalised square, (x, y): top-left, top-right, bottom-right, bottom-left.
 CANONICAL_CORNERS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
@@ -58,35 +64,41 @@ def apply_homography(homographies: Tensor, points: Tensor) -> Tensor:
 
 def perspective_homographies(batch: int, distortion: float, generator: torch.Generator | None = None,
                              device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-                             return_corners: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                             return_corners: bool = False, p: float = 1.0) -> Tensor | tuple[Tensor, Tensor]:
     """Random perspective homographies ``[B, 3, 3]`` mapping output coordinates to input (sampling) coordinates.
 
-    Each coordinate of each of the 4 corners of the normalised square is moved independently by
-    ``U(-distortion, distortion)``, i.e. by up to ``distortion`` times half the size of the map; ``H`` maps the
-    output corners (:data:`CANONICAL_CORNERS`) onto these moved input corners. The offsets are drawn on the
-    ``generator``'s device (CPU without one) and then moved to ``device``.
+    torchvision ``RandomPerspective`` semantics (see the module docstring): each of the 4 corners of the output
+    moves inward, in x and in y independently, by ``U(0, distortion)`` times half the size of the map, and ``H``
+    maps these moved output corners onto the input's corners (:data:`CANONICAL_CORNERS`), so the input shrinks
+    into the moved quadrilateral. Each sample is warped with probability ``p``; the others get the identity. The
+    random numbers (offsets, then the coin flips) are drawn on the ``generator``'s device (CPU without one) and
+    the result is moved to ``device``.
 
     Args:
         batch: number of homographies.
-        distortion: maximum corner displacement as a fraction of the half size, in ``[0, 1)``; values above about
-            0.5 can fold the quadrilateral.
+        distortion: maximum inward corner displacement as a fraction of the half size, in ``[0, 1)``.
         generator: random generator for reproducible warps.
         device, dtype: of the result (default dtype when ``dtype`` is None).
-        return_corners: also return the moved input corners ``[B, 4, 2]``.
+        return_corners: also return the moved output corners ``[B, 4, 2]`` (the canonical ones where not warped).
+        p: probability that a sample is warped, in ``[0, 1]`` (torchvision's default is 0.5).
 
     Raises:
-        ValueError: if ``distortion`` is outside ``[0, 1)`` or ``batch < 1``.
+        ValueError: if ``distortion`` is outside ``[0, 1)``, ``p`` outside ``[0, 1]`` or ``batch < 1``.
     """
     if not 0.0 <= distortion < 1.0:
         raise ValueError(f"distortion must be in [0, 1), got {distortion}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     dtype = dtype if dtype is not None else torch.get_default_dtype()
     draw_device = generator.device if generator is not None else torch.device("cpu")
-    offsets = (torch.rand(batch, 4, 2, generator=generator, device=draw_device, dtype=torch.float64) * 2 - 1)
+    amounts = torch.rand(batch, 4, 2, generator=generator, device=draw_device, dtype=torch.float64)
+    warped = torch.rand(batch, generator=generator, device=draw_device, dtype=torch.float64) < p
     canonical = torch.tensor(CANONICAL_CORNERS, dtype=torch.float64, device=draw_device).expand(batch, 4, 2)
-    corners = canonical + distortion * offsets
-    homographies = homography_from_corners(canonical, corners).to(device=device, dtype=dtype)
+    inward = -canonical.sign()  # towards the centre
+    corners = canonical + distortion * amounts * inward * warped[:, None, None]
+    homographies = homography_from_corners(corners, canonical).to(device=device, dtype=dtype)
     if return_corners:
         return homographies, corners.to(device=device, dtype=dtype)
     return homographies
@@ -102,21 +114,34 @@ def _output_grid(homographies: Tensor, height: int, width: int) -> Tensor:
     return apply_homography(homographies, points)
 
 
-def random_perspective(features: Tensor, distortion: float = 0.25, generator: torch.Generator | None = None) -> Tensor:
+def warp_features(features: Tensor, homographies: Tensor) -> Tensor:
+    """``features [B, C, H, W]`` sampled at ``homographies [B, 3, 3]`` (output -> input, normalised coordinates)
+    of the output pixel centres: ``F.grid_sample(..., mode="bilinear", padding_mode="zeros",
+    align_corners=False)``, so regions mapped from outside the input are zero. Differentiable with respect to
+    ``features``; the same homographies warp maps of any resolution alike."""
+    if features.dim() != 4:
+        raise ValueError(f"features must be [B, C, H, W], got {tuple(features.shape)}")
+    if homographies.shape != (features.shape[0], 3, 3):
+        raise ValueError(f"homographies must be [{features.shape[0]}, 3, 3], got {tuple(homographies.shape)}")
+    grid_dtype = features.dtype if features.dtype in (torch.float32, torch.float64) else torch.float32
+    grid = _output_grid(homographies.to(device=features.device, dtype=grid_dtype), *features.shape[-2:])
+    return F.grid_sample(features, grid.to(features.dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
+
+
+def random_perspective(features: Tensor, distortion: float = 0.15, generator: torch.Generator | None = None,
+                       p: float = 1.0) -> Tensor:
     """Warp each sample of ``features [B, C, H, W]`` by its own random perspective transform.
 
-    The homographies come from :func:`perspective_homographies` (corners moved by up to ``distortion`` times the
-    half size); the output is ``F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros",
-    align_corners=False)``, so regions mapped from outside the input are zero. Differentiable with respect to
-    ``features``. ``distortion = 0`` returns ``features`` itself (no random numbers are drawn). Simulates the
-    misalignment between residual features and the edited generator features (see the module docstring).
+    The homographies come from :func:`perspective_homographies` (corners moved inward by up to ``distortion``
+    times the half size, each sample warped with probability ``p``) and are applied by :func:`warp_features`.
+    ``distortion = 0`` returns ``features`` itself (no random numbers are drawn). Simulates the misalignment
+    between residual features and the edited generator features (see the module docstring).
     """
     if features.dim() != 4:
         raise ValueError(f"features must be [B, C, H, W], got {tuple(features.shape)}")
     if distortion == 0:
         return features
-    batch, _, height, width = features.shape
-    grid_dtype = features.dtype if features.dtype in (torch.float32, torch.float64) else torch.float32
-    homographies = perspective_homographies(batch, distortion, generator, device=features.device, dtype=grid_dtype)
-    grid = _output_grid(homographies, height, width).to(features.dtype)
-    return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    homographies = perspective_homographies(features.shape[0], distortion, generator, device=features.device,
+                                            dtype=torch.float64, p=p)
+    return warp_features(features, homographies)

@@ -2,8 +2,11 @@
 
 A frozen e4e encoder gives W+ and its hierarchical features T (coarse to fine: c3, p2, p1 of the feature
 pyramid). The frozen generator's synthesis is split into M coarse-to-fine stages by *refinement layers* (styled
-convs; the paper refines after the 3rd, 6th and 8th, i.e. layers 2, 5 and 7 here, at 8, 32 and 64 px). After
-refinement layer m:
+convs). The paper refines its "3rd, 6th and 8th blocks"; its Table 3 gives their feature scales as 8, 16 and 32 px
+(the 10th block is 64 px, the dense "3rd to 8th" is (8, 16, 32) px twice), i.e. the paper counts two blocks per
+resolution from 4 px on, and block ``k`` is styled conv ``k - 2`` here (:func:`block_layer`): the default
+refinement layers are :data:`DEFAULT_REFINE_LAYERS` ``= (1, 4, 6)``, at 8, 16 and 32 px. (Counting latent codes instead, code 6 drives the 32 px up-conv and code 8 the 64 px one: that reading,
+layers ``[2, 5, 7]``, contradicts Table 3 and stays selectable as ``refine_layers``.) After refinement layer m:
 
 - reconstruction stream: the Gradual Residual Module ``F_m = E_res(W_T T_m, W_f f_m^rec)`` (Eq. 2) and the
   Gate&Fusion ``g_m = sigmoid(W_g [f_m^rec, F_m])``, ``f~_m = f_m^rec + g_m * F_m`` (Eq. 3-4); synthesis goes on
@@ -12,6 +15,11 @@ refinement layer m:
   features with the selective-attention :class:`~.attention.Aligner`, then fuses it with the same Gate&Fusion
   (weights shared with the reconstruction stream). An image whose codes were not moved needs no alignment: its
   editing stream is its reconstruction stream.
+
+The networks follow the appendix (Fig. 10-11): ``E_res`` is ResNet-based (conv, PReLU, BatchNorm, residual blocks
+that halve the resolution, linear interpolation that doubles it back), ``W_g`` is a stack of stride-1 residual
+blocks with leaky ReLUs (:class:`ResBlock`). The figures' exact depths and widths are not in the text: they are the
+arguments ``grm_blocks``, ``grm_downsamplings``, ``gate_blocks``, ``hidden`` and ``gate_hidden``.
 """
 
 from __future__ import annotations
@@ -27,9 +35,26 @@ from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
 from ..utils.images import check_images
 from .attention import Aligner
-from .augment import random_perspective
+from .augment import perspective_homographies, warp_features
 
-PAPER_REFINE_LAYERS = (2, 5, 7)  # the 3rd, 6th and 8th styled convs (1-based in the paper)
+#: Default refinement layers (styled-conv indices): the paper's 3rd, 6th and 8th blocks read with Table 3's
+#: feature scales (8, 16 and 32 px), see :func:`block_layer`.
+DEFAULT_REFINE_LAYERS = (1, 4, 6)
+
+
+def block_layer(block: int) -> int:
+    """The styled-conv index of the paper's 1-based generator ``block``.
+
+    Table 3 of the paper puts the 3rd block at 8 px, the 6th at 16 px, the 8th at 32 px, the 10th at 64 px and
+    blocks 3 to 8 at (8, 16, 32) px twice: two blocks per resolution from 4 px on, the first of them (block 1)
+    before any styled conv. So block ``k`` is styled conv ``k - 2`` (block 2 is the 4 px conv, layer 0).
+
+    Raises:
+        ValueError: for ``block < 2`` (block 1 has no styled conv to refine).
+    """
+    if int(block) < 2:
+        raise ValueError(f"block {block} has no styled conv (blocks start at 1; block 2 is the 4 px conv)")
+    return int(block) - 2
 
 
 def layer_resolution(layer: int) -> int:
@@ -38,11 +63,11 @@ def layer_resolution(layer: int) -> int:
 
 
 def default_refine_layers(num_layers: int) -> list[int]:
-    """The paper's refinement layers that a generator with ``num_layers`` styled convs has (all three from 64 px
-    up; fewer below)."""
-    layers = [layer for layer in PAPER_REFINE_LAYERS if layer < num_layers]
+    """The default refinement layers (:data:`DEFAULT_REFINE_LAYERS`) that a generator with ``num_layers`` styled
+    convs has (all three from 32 px up; fewer below)."""
+    layers = [layer for layer in DEFAULT_REFINE_LAYERS if layer < num_layers]
     if not layers:
-        raise ValueError(f"a generator with {num_layers} styled convs is too small for GradStyle (needs > 2)")
+        raise ValueError(f"a generator with {num_layers} styled convs is too small for GradStyle (needs > 1)")
     return layers
 
 
@@ -55,12 +80,48 @@ def check_refine_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     return layers
 
 
-class GateFusion(nn.Module):
-    """``g = sigmoid(W_g [f, F])``, ``f~ = f + g * F`` (Eq. 3-4); returns ``(f~, g)``."""
+class ResBlock(nn.Module):
+    """Residual block of the GRM and Gate&Fusion networks (the paper's ``ResBlock_1`` / ``ResBlock_2``).
 
-    def __init__(self, channels: int):
+    ``y = LReLU(BN(conv3x3(LReLU(BN(conv3x3_s(x))))) + shortcut(x))`` with the first conv of stride ``stride``
+    (2: ``ResBlock_2``, halves the resolution; 1: ``ResBlock_1``) and a strided 1x1 conv + BN shortcut when the
+    shape changes (identity otherwise). The leaky-ReLU slope is 0.2.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, slope: float = 0.2):
         super().__init__()
-        self.gate = nn.Conv2d(2 * channels, channels, 3, padding=1)
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.LeakyReLU(slope),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels))
+        self.shortcut = (nn.Identity() if stride == 1 and in_channels == out_channels else
+                         nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(out_channels)))
+        self.activation = nn.LeakyReLU(slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.body(x) + self.shortcut(x))
+
+
+class GateFusion(nn.Module):
+    """``g = sigmoid(W_g [f, F])``, ``f~ = f + g * F`` (Eq. 3-4); returns ``(f~, g)``.
+
+    ``W_g`` (Fig. 11: several ``ResBlock_1`` with leaky ReLUs): a 3x3 conv from ``2 * channels`` to ``hidden``
+    and a leaky ReLU, ``blocks`` stride-1 :class:`ResBlock`, a 3x3 conv to ``channels``. ``blocks`` and ``hidden``
+    (default ``channels``) are choices: the paper does not give them.
+    """
+
+    def __init__(self, channels: int, blocks: int = 2, hidden: int | None = None):
+        super().__init__()
+        if blocks < 0:
+            raise ValueError(f"blocks must be >= 0, got {blocks}")
+        hidden = hidden or channels
+        self.gate = nn.Sequential(
+            nn.Conv2d(2 * channels, hidden, 3, padding=1), nn.LeakyReLU(0.2),
+            *[ResBlock(hidden, hidden) for _ in range(blocks)],
+            nn.Conv2d(hidden, channels, 3, padding=1))
 
     def forward(self, features: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gate = torch.sigmoid(self.gate(torch.cat([features, residual], dim=1)))
@@ -69,24 +130,47 @@ class GateFusion(nn.Module):
 
 class GradualResidualModule(nn.Module):
     """``F_m = E_res(W_T T_m, W_f f_m)`` (Eq. 2): encoder features (resized to the generator's) and generator
-    features mapped to one space by 1x1 convs, then a small residual encoder."""
+    features mapped to one ``hidden``-wide space by 1x1 convs, then the ResNet-based residual encoder of Fig. 10.
 
-    def __init__(self, encoder_channels: int, channels: int, hidden: int | None = None):
+    ``E_res``: a 3x3 conv, PReLU and BatchNorm (the stem); ``downsamplings`` times a stride-2 :class:`ResBlock`
+    (``ResBlock_2``, halving the resolution); ``blocks`` stride-1 :class:`ResBlock`; then per downsampling a
+    bilinear interpolation doubling the resolution, added to the features of that resolution on the way down
+    (a skip connection: the details of the finest scale are what the module exists for) and a stride-1
+    :class:`ResBlock`; a final 3x3 conv to the generator's ``channels``. Depths and ``hidden`` (default
+    ``channels``) are choices: the paper's text does not give them. A map smaller than ``2 ** downsamplings``
+    pixels is downsampled as far as it goes.
+    """
+
+    def __init__(self, encoder_channels: int, channels: int, hidden: int | None = None, blocks: int = 2,
+                 downsamplings: int = 1):
         super().__init__()
+        if blocks < 0 or downsamplings < 0:
+            raise ValueError(f"blocks and downsamplings must be >= 0, got {blocks} and {downsamplings}")
         hidden = hidden or channels
         self.project_encoder = nn.Conv2d(encoder_channels, hidden, 1)
         self.project_generator = nn.Conv2d(channels, hidden, 1)
-        self.residual_encoder = nn.Sequential(
-            nn.Conv2d(2 * hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(hidden, channels, 3, padding=1))
+        self.stem = nn.Sequential(nn.Conv2d(2 * hidden, hidden, 3, padding=1), nn.PReLU(hidden),
+                                  nn.BatchNorm2d(hidden))
+        self.down = nn.ModuleList(ResBlock(hidden, hidden, stride=2) for _ in range(downsamplings))
+        self.middle = nn.Sequential(*[ResBlock(hidden, hidden) for _ in range(blocks)])
+        self.up = nn.ModuleList(ResBlock(hidden, hidden) for _ in range(downsamplings))
+        self.out = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, encoder_features: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         if encoder_features.shape[-2:] != features.shape[-2:]:
             encoder_features = F.interpolate(encoder_features, size=features.shape[-2:], mode="bilinear",
                                              align_corners=False)
-        joint = torch.cat([self.project_encoder(encoder_features), self.project_generator(features)], dim=1)
-        return self.residual_encoder(joint)
+        x = self.stem(torch.cat([self.project_encoder(encoder_features), self.project_generator(features)], dim=1))
+        skips = []
+        for block in self.down:
+            if min(x.shape[-2:]) < 2:
+                break
+            skips.append(x)
+            x = block(x)
+        x = self.middle(x)
+        for block, skip in zip(self.up, reversed(skips)):
+            x = block(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False) + skip)
+        return self.out(x)
 
 
 @dataclass
@@ -105,17 +189,28 @@ class GradStyle(nn.Module):
     Args:
         encoder: a :class:`LatentEncoder` wrapping an e4e (or pSp) pyramid encoder; kept frozen.
         generator: the :class:`FrozenGenerator`.
-        refine_layers: styled-conv indices after which features are refined (default: the paper's 2, 5, 7 that
-            exist); stage m takes the m-th pyramid level (c3, p2, p1; the finest again for further stages).
+        refine_layers: styled-conv indices after which features are refined (default: those of
+            :data:`DEFAULT_REFINE_LAYERS`, 1, 4 and 6 = 8, 16 and 32 px, that exist; ``[2, 5, 7]`` is the
+            latent-code reading, at 8, 32 and 64 px); stage m takes the m-th pyramid level (c3, p2, p1; the finest
+            again for further stages).
         hidden: width of the residual encoders (default: the generator's channels at that layer).
-        aligner_layers, aligner_heads, aligner_head_dim, top_ratio: the Aligner (paper: d_k = 64, top-mu
-            selective attention).
-        perspective: corner displacement of the random perspective augmentation used in training (paper: 0.15).
+        grm_blocks, grm_downsamplings: stride-1 residual blocks and halvings of the resolution in each
+            :class:`GradualResidualModule` (choices, the paper does not give them: 2 and 1).
+        gate_blocks, gate_hidden: stride-1 residual blocks and width of each :class:`GateFusion` gate network
+            (choices: 2 and the generator's channels).
+        aligner_layers, aligner_heads, aligner_head_dim, top_ratio: the Aligner. The paper gives ``d_k = 64`` and
+            multi-head attention over c = 512 channels, i.e. 8 heads of 64; it does not give ``mu`` (``top_ratio``,
+            0.5 here, a choice) nor the depth (2 blocks, a choice).
+        perspective, perspective_p: distortion scale (paper: 0.15) and per-sample probability (torchvision's
+            default 0.5; the paper does not say) of the random perspective warp of the residuals in training
+            (:func:`~.augment.perspective_homographies`).
     """
 
     def __init__(self, encoder: LatentEncoder, generator: FrozenGenerator, refine_layers: Sequence[int] | None = None,
-                 hidden: int | None = None, aligner_layers: int = 2, aligner_heads: int = 4,
-                 aligner_head_dim: int = 64, top_ratio: float = 0.5, perspective: float = 0.15):
+                 hidden: int | None = None, aligner_layers: int = 2, aligner_heads: int = 8,
+                 aligner_head_dim: int = 64, top_ratio: float = 0.5, perspective: float = 0.15,
+                 grm_blocks: int = 2, grm_downsamplings: int = 1, gate_blocks: int = 2, gate_hidden: int | None = None,
+                 perspective_p: float = 0.5):
         super().__init__()
         if not hasattr(encoder.encoder, "features"):
             raise TypeError(f"GradStyle needs a pyramid encoder (e4e / pSp), got {type(encoder.encoder).__name__}")
@@ -125,13 +220,17 @@ class GradStyle(nn.Module):
         self.refine_layers = check_refine_layers(refine_layers if refine_layers is not None
                                                  else default_refine_layers(num_layers), num_layers)
         self.perspective = float(perspective)
+        if not 0.0 <= perspective_p <= 1.0:
+            raise ValueError(f"perspective_p must be in [0, 1], got {perspective_p}")
+        self.perspective_p = float(perspective_p)
         levels = self._pyramid_channels()
         gen_channels = generator.generator.channels
         self.grms, self.fusions, self.aligners = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for stage, layer in enumerate(self.refine_layers):
             channels = gen_channels[layer_resolution(layer)]
-            self.grms.append(GradualResidualModule(levels[min(stage, len(levels) - 1)], channels, hidden))
-            self.fusions.append(GateFusion(channels))
+            self.grms.append(GradualResidualModule(levels[min(stage, len(levels) - 1)], channels, hidden,
+                                                   grm_blocks, grm_downsamplings))
+            self.fusions.append(GateFusion(channels, gate_blocks, gate_hidden))
             self.aligners.append(Aligner(channels, heads=aligner_heads, head_dim=aligner_head_dim,
                                          layers=aligner_layers, ratio=top_ratio))
 
@@ -194,14 +293,20 @@ class GradStyle(nn.Module):
         """Editing stream for codes ``w_edit`` of images inverted to ``w_plus`` with reconstruction residuals
         ``residuals``: each residual is re-aligned to the edited features (Global Alignment Module) and fused with
         the shared Gate&Fusion. ``augment`` warps the residuals with random perspective transforms first (the
-        self-supervised training of the aligner); images whose codes did not move skip the aligner unless
-        ``augment`` is set."""
+        self-supervised training of the aligner): one homography per sample, drawn once and applied to the
+        residuals of every stage (in normalised coordinates, so every scale sees the same geometric warp, as when
+        the layout of the whole image moves). Images whose codes did not move skip the aligner unless ``augment``
+        is set."""
         moved = (w_edit != w_plus).flatten(1).any(1) | augment
+        homographies = None
+        if augment and self.perspective > 0 and residuals:
+            homographies = perspective_homographies(residuals[0].shape[0], self.perspective, generator,
+                                                    device=residuals[0].device, p=self.perspective_p)
 
         def align(stage: int, features: torch.Tensor) -> torch.Tensor:
             residual = residuals[stage]
-            if augment:
-                residual = random_perspective(residual, self.perspective, generator)
+            if homographies is not None:
+                residual = warp_features(residual, homographies)
             aligned = self.aligners[stage](residual, features) if bool(moved.any()) else residual
             return torch.where(moved[:, None, None, None], aligned, residuals[stage])
 
