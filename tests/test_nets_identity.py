@@ -157,6 +157,7 @@ def test_arcface_mismatched_state_dict_names_keys(irse_file, tmp_path):
 
 
 @pytest.mark.parametrize("backend, filename", [("arcface", "model_ir_se50.pth"), ("mobilefacenet", "068.ckpt"),
+                                               ("curricularface", "CurricularFace_Backbone.pth"),
                                                ("onnx", "w600k_r50.onnx")])
 def test_missing_weights_name_the_file(backend, filename, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "empty"))
@@ -166,6 +167,28 @@ def test_missing_weights_name_the_file(backend, filename, tmp_path, monkeypatch)
     with pytest.raises(MissingWeightError) as info:
         build_identity_encoder(backend, tmp_path / "elsewhere.bin")
     assert "elsewhere.bin" in str(info.value)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_curricularface_ir101_layout_round_trip(affine, tmp_path):
+    """A CurricularFace-layout file (IR-101, plain IR units, DataParallel prefix) loads strictly through the
+    factory, whichever the last BatchNorm1d is; the embeddings are the net's on the ArcFace-template crop."""
+    from stylegan_lightning.nets.alignment import ARCFACE_112x112
+    from stylegan_lightning.nets.irse import ir101
+
+    torch.manual_seed(0)
+    net = ir101(affine=affine).eval()
+    assert len(net.body) == 49 and not any("fc1" in k for k in net.state_dict())  # 3 + 13 + 30 + 3 IR units
+    path = tmp_path / "CurricularFace_Backbone.pth"
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, path)
+    encoder = build_identity_encoder("curricularface", path)
+    assert encoder.name == "curricularface-ir101" and encoder.embedding_dim == 512 and encoder.differentiable
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        got = encoder(images)
+        expected = net(SimilarityCrop("ffhq", ARCFACE_112x112, (112, 112))(images))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert (got[0] - got[1]).abs().max() > 1e-3
 
 
 def test_unknown_backend_and_bad_images():

@@ -4,6 +4,10 @@
   fractions, any resolution) area-averaged to 112x112; RGB in [-1, 1]; 512-d; differentiable.
 - ``"mobilefacenet"``: MobileFaceNet (``068.ckpt``), similarity warp of the average aligned face onto the SphereFace
   96x112 template; ``(pixel - 127.5) / 128``; 128-d; differentiable.
+- ``"curricularface"``: CurricularFace IR-101 (``CurricularFace_Backbone.pth``, Huang et al. 2020: the network the
+  GradStyle paper measures ID with), similarity warp onto the ArcFace 112x112 template (the alignment of its
+  MS1M training crops); RGB in [-1, 1] (``(pixel - 127.5) / 127.5``); 512-d; differentiable. For evaluation: the
+  losses use another network, so that a metric is not the objective itself.
 - ``"onnx"``: insightface ArcFace ONNX (``w600k_r50.onnx``), similarity warp onto the ArcFace 112x112 template;
   normalisation read from the model; 512-d; **not** differentiable (metrics only).
 
@@ -24,7 +28,7 @@ from torch import nn
 from .alignment import ARCFACE_112x112, PSP_ID_BOX, SPHEREFACE_96x112, BoxCrop, Points, SimilarityCrop, face_template
 from ._state import FrozenModule
 from .common import check_images
-from .irse import load_ir_se50
+from .irse import load_curricularface, load_ir_se50
 from .mobilefacenet import load_mobilefacenet
 from .onnx_arcface import load_onnx_arcface
 
@@ -104,6 +108,11 @@ def _mobilefacenet(path: str | Path | None, alignment: str | Points, **kwargs) -
                            **kwargs)
 
 
+def _curricularface(path: str | Path | None, alignment: str | Points, **kwargs) -> IdentityEncoder:
+    return IdentityEncoder(load_curricularface(path), SimilarityCrop(alignment, ARCFACE_112x112, (112, 112)), 512,
+                           name="curricularface-ir101", **kwargs)
+
+
 def _onnx(path: str | Path | None, alignment: str | Points, **kwargs) -> IdentityEncoder:
     net = load_onnx_arcface(path)
     crop = SimilarityCrop(alignment, [(x * net.input_size[1] / 112, y * net.input_size[0] / 112)
@@ -114,10 +123,11 @@ def _onnx(path: str | Path | None, alignment: str | Points, **kwargs) -> Identit
 
 
 BACKENDS: dict[str, Callable[..., IdentityEncoder]] = {"arcface": _arcface, "mobilefacenet": _mobilefacenet,
-                                                       "onnx": _onnx}
+                                                       "curricularface": _curricularface, "onnx": _onnx}
 
 
-IDENTITY_WEIGHT_KEYS = {"arcface": "arcface_ir_se50", "mobilefacenet": "mobilefacenet", "onnx": "arcface_onnx"}
+IDENTITY_WEIGHT_KEYS = {"arcface": "arcface_ir_se50", "mobilefacenet": "mobilefacenet",
+                        "curricularface": "curricularface", "onnx": "arcface_onnx"}
 
 
 def identity_weight_key(backend: str) -> str | None:
@@ -129,8 +139,8 @@ def build_identity_encoder(backend: str = "arcface", path: str | Path | None = N
                            alignment: str | Points = "ffhq", flip_average: bool = False) -> IdentityEncoder:
     """A frozen :class:`IdentityEncoder` for aligned faces.
 
-    ``backend``: ``"arcface"`` (IR-SE50, registry key ``arcface_ir_se50``), ``"mobilefacenet"`` (``mobilefacenet``)
-    or ``"onnx"`` (insightface ArcFace ONNX, ``arcface_onnx``; not differentiable). ``path`` overrides the weights
+    ``backend``: ``"arcface"`` (IR-SE50, registry key ``arcface_ir_se50``), ``"mobilefacenet"`` (``mobilefacenet``),
+    ``"curricularface"`` (IR-101, ``curricularface``) or ``"onnx"`` (insightface ArcFace ONNX, ``arcface_onnx``; not differentiable). ``path`` overrides the weights
     file; without it the weights folder is searched and a missing file raises ``MissingWeightError``.
     ``alignment``: how the input images are aligned (``"ffhq"``, ``"celeba-64"`` or 5 fractional points).
     """

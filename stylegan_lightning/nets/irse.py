@@ -146,6 +146,29 @@ def ir_se50(input_size: int = 112) -> Backbone:
     return Backbone(input_size, num_layers=50, mode="ir_se", drop_ratio=0.6, affine=True)
 
 
+def ir101(input_size: int = 112, affine: bool = True) -> Backbone:
+    """An untrained IR-101 (plain IR units, 3 / 13 / 30 / 3): the backbone of CurricularFace's released model
+    (``Backbone(112, 100, 'ir')`` in the face.evoLVe / TreB1eN layout above)."""
+    return Backbone(input_size, num_layers=100, mode="ir", drop_ratio=0.4, affine=affine)
+
+
+def load_curricularface(path: str | Path | None = None) -> Backbone:
+    """CurricularFace IR-101 (registry key ``curricularface``: ``CurricularFace_Backbone.pth``, a state dict in the
+    layout above, optionally under ``state_dict`` or with a ``module.`` prefix), loaded strictly, in eval mode.
+    Releases differ in whether the last BatchNorm1d has an affine transform; the file decides. A missing file
+    raises :class:`~stylegan_lightning.weights.MissingWeightError`."""
+    from ..serialization import safe_torch_load
+    from ..weights import resolve_weight
+    from .common import load_state_strict, unwrap_state_dict
+
+    purpose = "CurricularFace IR-101 weights"
+    file = resolve_weight("curricularface", path)
+    state = unwrap_state_dict(safe_torch_load(file, purpose), f"{purpose} ('{file}')")
+    net = ir101(affine="output_layer.4.weight" in state)
+    load_state_strict(net, state, f"{purpose} '{file}'")
+    return net.eval()
+
+
 def load_ir_se50(path: str | Path | None = None) -> Backbone:
     """IR-SE50 with the ArcFace weights ``model_ir_se50.pth`` (registry key ``arcface_ir_se50``), loaded strictly,
     in eval mode. A missing file raises :class:`~stylegan_lightning.weights.MissingWeightError`."""
@@ -155,4 +178,5 @@ def load_ir_se50(path: str | Path | None = None) -> Backbone:
 
 
 __all__ = ["Backbone", "BlockSpec", "BottleneckIR", "BottleneckIRSE", "SEModule", "bottleneck_IR",
-           "bottleneck_IR_SE", "get_block", "get_blocks", "ir_se50", "l2_norm", "load_ir_se50", "make_body"]
+           "bottleneck_IR_SE", "get_block", "get_blocks", "ir101", "ir_se50", "l2_norm", "load_curricularface",
+           "load_ir_se50", "make_body"]
