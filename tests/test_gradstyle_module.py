@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from stylegan_lightning.cli import main
@@ -176,3 +177,97 @@ def test_gradstyle_beats_the_e4e_base_on_held_out_samples(files, tmp_path):
     _, trained = errors()
     print(f"\nheld-out MSE: e4e base {base:.4f}, GradStyle initial {initial:.4f}, after 60 steps {trained:.4f}")
     assert trained < 0.8 * base and trained < 0.8 * initial
+
+
+def _module(files, **overrides):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        return GradStyleModule(files["generator"], files["e4e"], **{**SMALL, "adv_lambda": 0.0, **overrides})
+
+
+def _images(count: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.rand(count, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_forward_detaches_the_residuals_before_the_editing_stream(files):
+    """Section 3.4: the GRMs learn from the reconstruction error only, "with the gradient from GAMs detached"."""
+    module = _module(files)
+    images = _images()
+    _, reconstruction, editing = module(images)
+    grms = [p for p in module.model.grms.parameters()]
+    aligners = [p for p in module.model.aligners.parameters()]
+    editing_loss = (editing.image - images).pow(2).mean() + sum(
+        F.l1_loss(a, r.detach()) for a, r in zip(editing.residuals, reconstruction.residuals))
+    grads = torch.autograd.grad(editing_loss, grms + aligners, allow_unused=True)
+    assert all(g is None for g in grads[:len(grms)])  # nothing of the editing stream reaches a GRM
+    assert all(g is not None and float(g.abs().sum()) > 0 for g in grads[len(grms):])
+    grads = torch.autograd.grad((reconstruction.image - images).pow(2).mean(), grms)
+    assert all(float(g.abs().sum()) > 0 for g in grads)  # the reconstruction stream trains them
+
+
+def test_feature_losses_enter_the_total_with_the_paper_weights(files, tmp_path):
+    """L_f (0.01) and L_aligner (0.1) of Eq. 15: the defaults, their values, and their place in the total."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        defaults = GradStyleModule(files["generator"], files["e4e"], **{**SMALL, "adv_lambda": 0.0})
+    assert (defaults.hparams.f_lambda, defaults.hparams.aligner_lambda) == (0.01, 0.1)
+    assert (defaults.hparams.l2_lambda, defaults.hparams.lpips_net) == (1.0, "vgg")
+    module = _module(files)
+    with torch.no_grad():
+        _, reconstruction, editing = module(_images())
+        losses = module.feature_losses(reconstruction, editing)
+    l_f = sum((g * r).abs().mean() for g, r in zip(reconstruction.gates, reconstruction.residuals))
+    l_aligner = sum((a - r).abs().mean() for a, r in zip(editing.residuals, reconstruction.residuals))
+    assert float(l_f) > 1e-3 and float(l_aligner) > 1e-3
+    torch.testing.assert_close(losses["f"], 0.01 * l_f, rtol=1e-6, atol=0)
+    torch.testing.assert_close(losses["aligner"], 0.1 * l_aligner, rtol=1e-6, atol=0)
+    # one training step: the logged total is exactly L2 (both streams) + L_f + L_aligner
+    data = SyntheticDataModule(files["generator"], lengths=(4, 0, 0), batch_size=4, seed=0)
+    trainer = _trainer(tmp_path, 1, limit_val_batches=0, enable_checkpointing=False, log_every_n_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, data)
+    metrics = trainer.callback_metrics
+    parts = [float(metrics[f"train/loss_{key}"]) for key in ("l2", "f", "aligner")]
+    assert parts[1] > 0 and parts[2] > 0 and "train/loss_adv" not in metrics
+    assert abs(float(metrics["train/loss_total"]) - sum(parts)) < 1e-6 * max(1.0, sum(parts))
+
+
+def test_missing_vgg_lpips_backbone_is_a_clear_error(files, tmp_path, monkeypatch):
+    from stylegan_lightning.weights import ENV_VAR, MissingWeightError
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-hub"))
+    with pytest.raises(MissingWeightError) as info:
+        GradStyleModule(files["generator"], files["e4e"], **{**SMALL, "lpips_lambda": 0.8})
+    message = str(info.value)
+    assert "vgg16-397923af.pth" in message and "LPIPS-vgg" in message and "Nothing is downloaded" in message
+
+
+def test_evaluation_identity_is_its_own_network(files, shared_dir, tmp_path):
+    """The identity of the metrics is ``eval_id_backend`` (CurricularFace by default), not the loss's network: a
+    missing CurricularFace file leaves the ID metrics out rather than scoring with the training network."""
+    weights = {"mobilefacenet": str(shared_dir / "weights/mobilefacenet/068.ckpt")}
+    common = dict(id_lambda=0.1, id_backend="mobilefacenet", weights=weights, ganspace_components=[0],
+                  ganspace_samples=200, edit_strengths=(-2.0, 2.0))
+    with pytest.warns(RuntimeWarning, match="CurricularFace_Backbone.pth"):
+        separate = GradStyleModule(files["generator"], files["e4e"],
+                                   **{**SMALL, "adv_lambda": 0.0, **common, "weights": {**weights,
+                                                                  "curricularface": str(tmp_path / "none.pth")}})
+    assert separate.hparams.eval_id_backend == "curricularface"
+    assert separate.inversion_losses.identity is not None  # the loss has its network...
+    assert "id_similarity" not in separate.val_metrics and len(separate.edit_id) == 0  # ...the metrics do not use it
+    same = _module(files, **common, eval_id_backend=None)  # None: the loss's network (the old behaviour)
+    assert same.val_metrics["id_similarity"].encoder is same.inversion_losses.identity.encoder
+    # an evaluation network other than the loss's: MobileFaceNet for the metrics, no identity loss
+    module = _module(files, **{**common, "id_lambda": 0.0}, eval_id_backend="mobilefacenet")
+    assert module.inversion_losses.identity is None and module.val_metrics["id_similarity"].encoder.name == \
+        "mobilefacenet"
+    data = SyntheticDataModule(files["generator"], lengths=(0, 4, 0), batch_size=4, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = _trainer(tmp_path, 1).validate(module, data, verbose=False)[0]
+    for label in ("pc0_-2", "pc0_2"):  # Table 2: ID of the edited image to the source, per edit and strength
+        assert -1.0 <= metrics[f"val/edit_id/{label}"] < 1.0, label
+    assert 0.0 < metrics["val/id_similarity"] <= 1.0 + 1e-6

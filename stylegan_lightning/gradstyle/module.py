@@ -12,7 +12,8 @@ Losses (Eq. 10-15), ``X`` the image, ``X^r`` / ``X^e`` the reconstruction / edit
         + id * ((1 - cos_id(X^r, X)) + (1 - cos_id(X^e, X))) + adv * (softplus(-D(X^r)) + softplus(-D(X^e)))
         + f * sum_m mean|g_m * F_m|  (reconstruction stream)  + aligner * sum_m mean|F'_m - F_m|
 
-``||.||_1`` terms are means over elements (per stage, summed over stages). The discriminator starts from the
+``||.||_1`` terms are means over elements (per stage, summed over stages). LPIPS is the VGG one by default (Eq. 12
+names a pre-trained VGG; ``lpips_net="alex"`` selects AlexNet, the loss of pSp / e4e). The discriminator starts from the
 generator file's discriminator when it holds one, else it is a new StyleGAN2 :class:`Discriminator` shaped like
 the generator; it is trained with the logistic loss on real images versus both streams, plus lazy R1.
 
@@ -23,7 +24,11 @@ Evaluation: inversion metrics (L2, PSNR, SSIM, MS-SSIM, and LPIPS / identity sim
 of the reconstruction stream, ``<prefix>e4e_l2`` (the e4e base, W+ alone, for comparison) and, per edit and
 strength, ``<prefix>edit_l2/<name>_<strength>`` (MSE of the edited image to the source, for information) and,
 with an identity network, ``<prefix>edit_id/<name>_<strength>`` (identity similarity to the source: the paper's
-Table 2 protocol with pose and smile edits).
+Table 2 protocol with pose and smile edits). The identity network of the evaluation is ``eval_id_backend``, by
+default CurricularFace (the network the paper measures ID with, Huang et al. 2020), not the ArcFace of the
+training loss: a metric computed by the network the model was trained against flatters it.
+``configs/gradstyle-celebahq-test.yaml`` is the paper's test protocol (the first 1,000 CelebA-HQ images at
+1024 px, InterFaceGAN pose and smile at +-2).
 """
 
 from __future__ import annotations
@@ -90,12 +95,18 @@ class GradStyleModule(ToolkitModule):
             initialises the adversarial discriminator.
         e4e_checkpoint: the frozen encoder: an official e4e file or an ``EncoderModule`` Lightning checkpoint
             (needed again whenever a checkpoint of this module is loaded).
-        refine_layers, hidden, aligner_layers, aligner_heads, aligner_head_dim, top_ratio, perspective: the
-            :class:`GradStyle` model (default refinement after styled convs 2, 5, 7; perspective distortion 0.15).
+        refine_layers, hidden, aligner_layers, aligner_heads, aligner_head_dim, top_ratio, perspective,
+            grm_blocks, grm_downsamplings, gate_blocks, gate_hidden, perspective_p: the :class:`GradStyle` model
+            (default refinement after styled convs 1, 4, 6 = the paper's blocks 3, 6, 8 at 8, 16, 32 px; 8 heads of
+            64; perspective distortion 0.15, each sample warped with probability 0.5).
         l2_lambda, lpips_lambda, id_lambda, adv_lambda, f_lambda, aligner_lambda: loss weights (see above). LPIPS
             and identity need pretrained files (``stylegan-lightning weights``); a non-zero weight without them is
             an error. ``adv_lambda = 0`` trains without a discriminator.
-        lpips_net, id_backend: LPIPS backbone and identity network.
+        lpips_net, id_backend: LPIPS backbone (``"vgg"``, Eq. 12; ``"alex"`` selectable) and identity network of
+            the loss (``"arcface"``, Eq. 13).
+        eval_id_backend: identity network of the evaluation metrics (``id_similarity``, ``edit_id/...``):
+            ``"curricularface"`` (default, the paper's), ``"onnx"``, ``"mobilefacenet"``, ``"arcface"``;
+            ``None``: the loss's ``id_backend``. A missing file leaves these metrics out with a warning.
         discriminator_lr, r1_gamma, d_reg_every: discriminator learning rate, R1 weight and lazy R1 interval.
         optimizer, lr: GradStyle's optimiser (``"adam_lookahead"``) and learning rate.
         loss_resolution: compare images for L2 at this size (``None``: the dataset's resolution).
@@ -118,15 +129,21 @@ class GradStyleModule(ToolkitModule):
         refine_layers: list[int] | None = None,
         hidden: int | None = None,
         aligner_layers: int = 2,
-        aligner_heads: int = 4,
+        aligner_heads: int = 8,
         aligner_head_dim: int = 64,
         top_ratio: float = 0.5,
         perspective: float = 0.15,
+        grm_blocks: int = 2,
+        grm_downsamplings: int = 1,
+        gate_blocks: int = 2,
+        gate_hidden: int | None = None,
+        perspective_p: float = 0.5,
         l2_lambda: float = 1.0,
         lpips_lambda: float = 0.8,
-        lpips_net: str = "alex",
+        lpips_net: str = "vgg",
         id_lambda: float = 0.1,
         id_backend: str = "arcface",
+        eval_id_backend: str | None = "curricularface",
         adv_lambda: float = 0.001,
         f_lambda: float = 0.01,
         aligner_lambda: float = 0.1,
@@ -150,8 +167,7 @@ class GradStyleModule(ToolkitModule):
         weights = dict(weights or {})
         frozen = FrozenGenerator.from_file(generator)
         encoder = load_e4e_encoder(e4e_checkpoint, frozen, generator)
-        self.model = GradStyle(encoder, frozen, refine_layers, hidden, aligner_layers, aligner_heads, aligner_head_dim,
-                               top_ratio, perspective)
+        self.model = GradStyle(encoder, frozen, **{k: getattr(self.hparams, k) for k in MODEL_ARGUMENTS})
         self.inversion_losses = InversionLosses(l2_lambda, lpips_lambda, id_lambda, lpips_net, id_backend, weights,
                                                 loss_resolution)
         self.uses_discriminator = adv_lambda > 0
@@ -160,9 +176,12 @@ class GradStyleModule(ToolkitModule):
             self.discriminator, self.discriminator_from_file = build_discriminator_for(generator, frozen)
             self.discriminator.requires_grad_(False)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
-        options = dict(lpips_net=lpips_net, identity_backend=id_backend)
-        networks = build_metric_networks(("lpips", "identity"), weights, self.inversion_losses.networks(),
-                                         build=metric_networks, **options)
+        eval_backend = eval_id_backend or id_backend
+        options = dict(lpips_net=lpips_net, identity_backend=eval_backend)
+        given = self.inversion_losses.networks()
+        if eval_backend != id_backend:
+            given["identity"] = None  # the evaluation's identity network is its own, not the loss's
+        networks = build_metric_networks(("lpips", "identity"), weights, given, build=metric_networks, **options)
         self.val_metrics = inversion_metrics("val/", weights, networks, build=False, **options)
         self.test_metrics = inversion_metrics("test/", weights, networks, build=False, **options)
         self.edit_names = [f"{name}_{_strength_label(s)}" for name in self._edit_sources() for s in edit_strengths]
@@ -347,7 +366,7 @@ class GradStyleModule(ToolkitModule):
 
 
 MODEL_ARGUMENTS = ("refine_layers", "hidden", "aligner_layers", "aligner_heads", "aligner_head_dim", "top_ratio",
-                   "perspective")
+                   "perspective", "grm_blocks", "grm_downsamplings", "gate_blocks", "gate_hidden", "perspective_p")
 
 
 def load_gradstyle(checkpoint: str, generator: str | None = None) -> GradStyle:
