@@ -27,7 +27,8 @@ DEMO_ID_METRIC = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet 
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: env test demo demo-sample demo-methods bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle demo-styleae \
-	demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship train-prior-cpu clean-env
+	demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship train-prior-cpu clean-env \
+	cuda-build-check gpu-check
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -151,3 +152,16 @@ demo-ship: $(STAMP)  ## write the float16 copies of the trained demo models (out
 
 clean-env:
 	rm -rf $(VENV)
+
+# Compile the CUDA kernels for sm_80 and sm_90 on any machine (no GPU needed): a throwaway environment outside the
+# project gets the CUDA build of torch and the matching nvcc wheels from the package registry (~4 GB download).
+CUDA_CHECK_VENV ?= /tmp/stylegan-lightning-cuda-check
+CUDA_CHECK_TORCH ?= 2.13.0
+cuda-build-check:  ## compile upfirdn2d and bias_act for sm_80/sm_90 with nvcc from wheels (no GPU), print a table
+	test -x $(CUDA_CHECK_VENV)/bin/python || $(PYTHON) -m venv $(CUDA_CHECK_VENV)
+	env -u PIP_FIND_LINKS $(CUDA_CHECK_VENV)/bin/python -m pip install --isolated -q torch==$(CUDA_CHECK_TORCH) ninja
+	$(CUDA_CHECK_VENV)/bin/python tools/cuda_build_check.py --install-toolkit
+
+# On a machine with one CUDA GPU and no network (prepare .whl/ and .gpu-data/ with tools/gpu_bundle.sh first):
+gpu-check:  ## GPU: build the kernels, run the cuda tests, print the GPU benchmark tables, then train the prior (10 min)
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bash tools/gpu_check.sh

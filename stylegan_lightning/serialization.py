@@ -179,17 +179,28 @@ META_VALUE_WRITERS = frozenset({
 })
 
 
+# Random factories whose meta-device versions are Python references (their first use imports sympy and
+# torch.fx's symbolic shapes, ~0.6 s): under :func:`on_meta_device` they become ``torch.empty`` of the same shape.
+META_RANDOM_FACTORIES = frozenset({"rand", "randn"})
+_FACTORY_OPTIONS = ("dtype", "layout", "requires_grad")
+
+
 class _SkipMetaValueWrites(TorchFunctionMode):
-    """Calls of :data:`META_VALUE_WRITERS` on a meta tensor return the tensor untouched. Besides saving the work,
-    this keeps random initialisers off PyTorch's Python decompositions for the meta device, whose first use imports
-    ``torch._dynamo`` (1.3-2 s of a tool's start-up on a 2-core CPU)."""
+    """Calls of :data:`META_VALUE_WRITERS` on a meta tensor return the tensor untouched, and
+    :data:`META_RANDOM_FACTORIES` that would create a meta tensor create an empty one. Besides saving the work, this
+    keeps initialisers off PyTorch's Python decompositions for the meta device, whose first use imports
+    ``torch._dynamo`` or sympy (0.6-2 s of a tool's start-up on a 2-core CPU)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in META_VALUE_WRITERS:
+        name = getattr(func, "__name__", "")
+        if name in META_VALUE_WRITERS:
             target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
             if isinstance(target, torch.Tensor) and target.is_meta:
                 return target
+        elif (name in META_RANDOM_FACTORIES and func.__module__ == "torch" and kwargs.get("out") is None
+              and torch.device(kwargs.get("device") or "meta").type == "meta"):
+            return torch.empty(*args, **{key: kwargs[key] for key in _FACTORY_OPTIONS if key in kwargs})
         return func(*args, **kwargs)
 
 

@@ -167,3 +167,17 @@ def test_failed_build_is_remembered_and_warns_once(monkeypatch):
 def test_cuda_sources_are_packaged():
     for source in plugin_mod.PLUGINS.values():
         assert (plugin_mod.SOURCE_DIR / source).is_file()
+
+
+def test_compile_kernel_passes_the_runtime_flags_to_cpp_extension(monkeypatch):
+    """The build check (tools/cuda_build_check.py) and the lazy build compile with the same name and flags."""
+    from torch.utils import cpp_extension
+
+    seen = {}
+    monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: seen.update(kwargs) or "module")
+    assert plugin_mod.compile_kernel("bias_act", build_directory="/tmp/x", extra_cuda_cflags=["-I/inc"]) == "module"
+    assert seen["name"].startswith("stylegan_lightning_bias_act_") and seen["build_directory"] == "/tmp/x"
+    assert seen["sources"] == [str(plugin_mod.SOURCE_DIR / "bias_act.cu")]
+    assert seen["extra_cuda_cflags"] == ["-O3", "-I/inc"] and seen["extra_cflags"] == ["-O3"]
+    with pytest.raises(KeyError, match="unknown CUDA op"):
+        plugin_mod.compile_kernel("conv2d")

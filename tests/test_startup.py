@@ -1,5 +1,5 @@
 """What a codec tool imports before its first symbol: CompressAI's entropy models without the rest of CompressAI,
-no Lightning, no ``torch._dynamo`` -- and CompressAI still whole for code that imports it afterwards. Each case
+no Lightning, no ``torch._dynamo``, no sympy, ``scipy.stats`` deferred -- and CompressAI still whole for code that imports it afterwards. Each case
 runs in a fresh interpreter, because the modules a test process already holds would hide what is imported."""
 
 from __future__ import annotations
@@ -55,8 +55,24 @@ def test_loading_a_codec_imports_neither_lightning_nor_dynamo():
         "import json, sys\n"
         "from stylegan_lightning.codec.checkpoints import load_codec\n"
         f"load_codec({str(DEMO_CODEC)!r})\n"
-        "print(json.dumps({m: m in sys.modules for m in ('lightning', 'torchmetrics', 'torch._dynamo')}))\n")
-    assert seen == {"lightning": False, "torchmetrics": False, "torch._dynamo": False}
+        "print(json.dumps({m: m in sys.modules for m in ('lightning', 'torchmetrics', 'torch._dynamo', 'sympy',\n"
+        "                                             'scipy.stats._stats_py')}))\n")
+    assert seen == {"lightning": False, "torchmetrics": False, "torch._dynamo": False, "sympy": False,
+                    "scipy.stats._stats_py": False}
+
+
+def test_scipy_stats_is_deferred_until_first_used():
+    seen = run_python(
+        "import json, sys\n"
+        "from stylegan_lightning.codec.entropy_models import GaussianConditional\n"
+        "before = 'scipy.stats._stats_py' in sys.modules\n"
+        "quantile = float(GaussianConditional(None)._standardized_quantile(0.1))\n"  # compressai's own use
+        "import scipy.stats\n"
+        "from scipy.stats import norm\n"
+        "print(json.dumps(dict(before=before, quantile=quantile, ppf=float(norm.ppf(0.1)),\n"
+        "    real=sys.modules['scipy.stats'] is scipy.stats and hasattr(scipy.stats, 'ttest_ind'))))\n")
+    assert seen["before"] is False and seen["real"]
+    assert seen["quantile"] == seen["ppf"] == pytest.approx(-1.2815515655446004, rel=1e-12)
 
 
 def test_meta_builds_keep_shapes_and_flags_and_skip_only_value_writes():
@@ -72,4 +88,8 @@ def test_meta_builds_keep_shapes_and_flags_and_skip_only_value_writes():
     real = torch.zeros(2)
     with on_meta_device():
         real.fill_(3.0)  # not a meta tensor: written as usual
+        noise = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+        drawn = torch.randn(3, device="cpu")  # another device: drawn as usual
     assert real.tolist() == [3.0, 3.0]
+    assert noise.is_meta and tuple(noise.shape) == (2, 4) and noise.dtype == torch.float64 and noise.requires_grad
+    assert drawn.device.type == "cpu" and drawn.std() > 0

@@ -10,7 +10,8 @@ module from its real spec with its ``__init__`` *deferred*: the package holds on
 entropy models ask for (``available_entropy_coders``, ``get_entropy_coder``, ``set_entropy_coder``); a submodule
 (``compressai.ans``, ``compressai.zoo``, ...) is imported when first asked for, and the first access to any other
 attribute (``compressai.__version__``, ...) runs the real ``__init__`` in place. User code that imports CompressAI afterwards therefore sees the whole library, with the very classes the
-codec uses. When CompressAI is already imported, it is used as it is.
+codec uses. When CompressAI is already imported, it is used as it is. ``scipy.stats``, which the entropy models
+import but need only to build CDF tables, is deferred to its first use (:func:`_defer_scipy_stats`).
 """
 
 from __future__ import annotations
@@ -66,11 +67,42 @@ def _deferred_package() -> ModuleType:
     return package
 
 
+class _DeferredModule(ModuleType):
+    """Stands in ``sys.modules`` for a module not imported yet: the import system reads only its dunder attributes
+    (``__spec__``, ``__name__``, ``__file__``...); the first other attribute asked for imports the real module (which takes its place in
+    ``sys.modules`` and on the parent package) and is answered from it."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # the import system and inspect probe dunders of every module: not a use
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _defer_scipy_stats() -> None:
+    """Defer ``scipy.stats`` to its first use. The entropy models import it at the top but use it only to build CDF
+    tables (``scipy.stats.norm.ppf``), which a loaded codec already has; importing it costs ~1 s of a
+    ``decompress`` on a 2-core CPU."""
+    if "scipy.stats" in sys.modules or importlib.util.find_spec("scipy") is None:
+        return
+    scipy = importlib.import_module("scipy")
+    spec = importlib.util.find_spec("scipy.stats")
+    if spec is None:
+        return
+    stand_in = _DeferredModule("scipy.stats")
+    stand_in.__spec__, stand_in.__file__ = spec, spec.origin
+    stand_in.__path__ = list(spec.submodule_search_locations or [])
+    sys.modules["scipy.stats"] = stand_in
+    scipy.stats = stand_in
+
+
 def import_entropy_models() -> ModuleType:
     """``compressai.entropy_models``, imported without running CompressAI's package ``__init__`` when it has not
-    run yet (see the module docstring)."""
+    run yet, and with ``scipy.stats`` deferred to its first use (see the module docstring)."""
     if PACKAGE not in sys.modules:
         _deferred_package()
+    _defer_scipy_stats()
     try:
         return importlib.import_module(f"{PACKAGE}.entropy_models")
     except BaseException:

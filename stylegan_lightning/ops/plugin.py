@@ -22,21 +22,37 @@ _cache: dict[str, ModuleType | BaseException] = {}
 _lock = threading.Lock()
 
 
-def _build(name: str) -> ModuleType:
-    import torch
+def compile_kernel(name: str, build_directory: str | None = None, extra_cuda_cflags: list[str] | None = None,
+                   verbose: bool | None = None) -> ModuleType:
+    """Compile (or reuse a cached build of) the kernel ``name`` and import it; needs nvcc, not a GPU.
+
+    The architectures are PyTorch's choice: ``TORCH_CUDA_ARCH_LIST`` (e.g. ``"8.0;9.0"``), else the visible GPUs.
+    ``tools/cuda_build_check.py`` uses this to compile both kernels on a machine without a GPU.
+    """
     from torch.utils import cpp_extension
 
-    if not torch.cuda.is_available():
-        raise RuntimeError("CUDA is not available in this PyTorch build")
+    if name not in PLUGINS:
+        raise KeyError(f"unknown CUDA op {name!r}; known: {sorted(PLUGINS)}")
     source = SOURCE_DIR / PLUGINS[name]
     digest = hashlib.sha1(source.read_bytes()).hexdigest()[:10]  # a changed source gets a fresh build dir
+    if verbose is None:
+        verbose = os.environ.get("STYLEGAN_LIGHTNING_VERBOSE_BUILD", "") not in ("", "0")
     return cpp_extension.load(
         name=f"stylegan_lightning_{name}_{digest}",
         sources=[str(source)],
+        build_directory=build_directory,
         extra_cflags=["-O3"],
-        extra_cuda_cflags=["-O3"],
-        verbose=os.environ.get("STYLEGAN_LIGHTNING_VERBOSE_BUILD", "") not in ("", "0"),
+        extra_cuda_cflags=["-O3", *(extra_cuda_cflags or [])],
+        verbose=verbose,
     )
+
+
+def _build(name: str) -> ModuleType:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is not available in this PyTorch build")
+    return compile_kernel(name)
 
 
 def get_plugin(name: str, required: bool = False) -> ModuleType | None:
