@@ -62,9 +62,12 @@ def check_codec_spec(spec: Any, purpose: str, n_tensors: int) -> None:
 
 
 def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
-    """Write ``codec`` (updated first if its CDF tables are missing) as a self-contained codec file."""
-    if not codec.is_updated:
-        codec.update()
+    """Write ``codec`` as a self-contained codec file. Its CDF tables are rebuilt first (``update(force=True)``)
+    unless they exist and match the entropy models' present weights (:attr:`ScalableFaceCodec.tables_are_current`),
+    so a file never pairs trained weights with stale tables, and re-saving a loaded file keeps its tables as
+    they are."""
+    if not codec.tables_are_current:
+        codec.update(force=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": CODEC_FORMAT, "format_version": CODEC_FORMAT_VERSION, "spec": codec_spec(codec),

@@ -206,6 +206,7 @@ class ScalableFaceCodec(nn.Module):
         self.gaussian = GaussianConditional(None)
         self._fingerprint: bytes | None = None
         self._coding_network: tuple[tuple, nn.ModuleDict] | None = None
+        self._tables_source: bytes | None = None  # table_source_digest() when the CDF tables were built / loaded
 
     # ------------------------------------------------------------------ shape
     @property
@@ -306,7 +307,29 @@ class ScalableFaceCodec(nn.Module):
             for bottleneck in self.hyper_bottlenecks:
                 updated |= bottleneck.update(force=force)
         self._fingerprint = None
+        self._tables_source = self.table_source_digest()
         return updated
+
+    def table_source_digest(self) -> bytes:
+        """Digest of everything the CDF tables are built from: the entropy models' parameters and buffers except
+        the tables themselves (the hyper bottlenecks' quantiles and density parameters, the Gaussian's bounds)."""
+        digest = hashlib.sha256()
+        owners = [(f"hyper_bottlenecks.{i}.", b) for i, b in enumerate(self.hyper_bottlenecks)]
+        for prefix, owner in [*owners, ("gaussian.", self.gaussian)]:
+            for key, value in sorted(owner.state_dict().items()):
+                if key.rsplit(".", 1)[-1] in ENTROPY_TABLE_BUFFERS:
+                    continue
+                digest.update((prefix + key).encode())
+                value = value.detach().cpu()
+                digest.update((value.to(torch.float64) if value.is_floating_point() else value).clone().numpy()
+                              .tobytes())
+        return digest.digest()
+
+    @property
+    def tables_are_current(self) -> bool:
+        """Whether the CDF tables exist and were built from (or loaded with) the entropy models' present weights:
+        False after any change to a bottleneck's quantiles or density parameters since :meth:`update`."""
+        return self.is_updated and self._tables_source == self.table_source_digest()
 
     @property
     def is_updated(self) -> bool:
@@ -478,5 +501,9 @@ class ScalableFaceCodec(nn.Module):
         self._fingerprint = None
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a state (CDF buffers resized first). Tables loaded with their weights count as current for
+        :attr:`tables_are_current` (a codec file's tables are the sender's, kept bit for bit)."""
         self.resize_entropy_buffers(dict(state_dict))
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._tables_source = self.table_source_digest() if self.is_updated else None
+        return result
