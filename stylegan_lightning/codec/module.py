@@ -4,10 +4,21 @@
 
 ``x̂_k`` is decoded from layers 1..k (the other style vectors at w_avg). The paper's terms: layer 1 (basic) the
 landmark heatmap distance (2D-FAN) and the parsing distance (BiSeNet), layer 2 (middle) the identity distance
-(ArcFace), layer 3 (enhanced) LPIPS and MSE. Distortions available (``D_name``):
+(ArcFace), layer 3 (enhanced) LPIPS and MSE.
 
-- ``landmark``: MSE between 2D-FAN heatmaps (``fan_landmarks`` weights); ``parsing``: cross-entropy of the parse
-  of x̂ against the parse of x (``bisenet_parsing``); ``identity``: 1 - cos of identity embeddings
+Weights. The paper names the terms but not their weights nor the rate weight, so ``DEFAULT_DISTORTIONS`` and the
+default ``rate_lambda`` (4.0) are this implementation's choices: each weighted term is about 0.05-0.5 at the start
+of training (the FAN heatmap MSE is ~1e-3, hence 100; the parsing cross-entropy ~1, hence 0.1; identity 1 - cos
+~0.5, hence 1; LPIPS 0.8 and MSE 1.0 as in pSp), and at 4.0 per bpp a rate of 0.01 bpp (the paper's range at
+1024 x 1024) costs 0.04, the size of a small LPIPS change. Raise ``rate_lambda`` for lower rates (one model per
+rate point); with ``parsing_mode="l2"`` the parsing weight must come down (logit distances are larger).
+
+Distortions available (``D_name``):
+
+- ``landmark``: MSE between 2D-FAN heatmaps (``fan_landmarks`` weights); ``parsing``: by ``parsing_mode``, the
+  cross-entropy of the parse of x̂ against the parse of x (``cross_entropy``, default), the paper's L2 distance
+  ``‖H(x) - H(x̂)‖²`` between the parser's outputs (``l2``, per element) or the MSE of the two softmax maps
+  (``feature``) (``bisenet_parsing``); ``identity``: 1 - cos of identity embeddings
   (``arcface_ir_se50`` or the ``id_backend`` given); ``lpips``: LPIPS (``lpips_net`` backbone and linear heads);
 - weight-free: ``mse`` (pixels in [-1, 1]), ``mse_coarse`` (MSE of ``coarse_size`` x ``coarse_size``
   area-downsampled images: layout, pose and shape without pretrained nets), ``latent`` (MSE between the decoded W+
@@ -43,7 +54,8 @@ from .coding import code_batch, update_layer_metrics
 from .model import ENTROPY_TABLE_BUFFERS, CodecOutput, ScalableFaceCodec
 
 DISTORTIONS = ("landmark", "parsing", "identity", "lpips", "mse", "mse_coarse", "latent")
-PAPER_DISTORTIONS = ({"landmark": 100.0, "parsing": 0.1}, {"identity": 1.0}, {"lpips": 0.8, "mse": 1.0})
+# per-layer {name: weight} when none are given: this implementation's choice (see the module docstring)
+DEFAULT_DISTORTIONS = ({"landmark": 100.0, "parsing": 0.1}, {"identity": 1.0}, {"lpips": 0.8, "mse": 1.0})
 
 
 class CodecModule(ToolkitModule):
@@ -56,11 +68,12 @@ class CodecModule(ToolkitModule):
         input_size, backbone_blocks, backbone_channels: the pSp style encoder (official IR-SE50 at 256 by default).
         irse_init: ArcFace ``model_ir_se50.pth`` to start the encoder backbone from (pSp practice).
         init_encoder: a pSp checkpoint to start the whole style encoder from (recommended for real training).
-        rate_lambda: weight of the total rate in bits per pixel.
+        rate_lambda: weight of the total rate in bits per pixel (a choice of this implementation; see the module
+            docstring).
         distortions: one ``{name: weight}`` dict per layer (see the module docstring); default the paper's terms
-            with the weights of ``PAPER_DISTORTIONS``.
-        landmark_mode, parsing_mode: forms of the landmark and parsing distances (``"heatmap"``,
-            ``"cross_entropy"``).
+            with the weights of ``DEFAULT_DISTORTIONS`` (this implementation's choice, not the paper's).
+        landmark_mode, parsing_mode: forms of the landmark and parsing distances (``"heatmap"``; ``"cross_entropy"``,
+            ``"l2"`` (the paper's ``‖H(x) - H(x̂)‖²``) or ``"feature"``: :class:`~..losses.ParsingLoss`).
         id_backend, lpips_net: identity network and LPIPS backbone.
         coarse_size: resolution of the ``mse_coarse`` distortion.
         loss_resolution: compare images at this size for LPIPS (``None``: 256).
@@ -121,7 +134,7 @@ class CodecModule(ToolkitModule):
 
     # ------------------------------------------------------------------ set-up
     def _check_distortions(self, distortions) -> list[dict[str, float]]:
-        chosen = [dict(d) for d in (distortions if distortions is not None else PAPER_DISTORTIONS)]
+        chosen = [dict(d) for d in (distortions if distortions is not None else DEFAULT_DISTORTIONS)]
         if len(chosen) != self.codec.n_layers:
             raise ValueError(f"distortions has {len(chosen)} entries but the codec has {self.codec.n_layers} layers "
                              f"(one {{name: weight}} dict per layer)")
