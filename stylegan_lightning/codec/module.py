@@ -29,7 +29,9 @@ weights). Optimisation is manual: per batch one step of the codec (Adam, gradien
 entropy bottlenecks' quantiles with their own optimiser (CompressAI's aux loss); the aux step does not advance
 ``global_step``. The CDF tables are rebuilt (``update()``) before every validation, at the end of fit and
 whenever a checkpoint is loaded, so real bitstreams are produced during validation: ``val/layer<k>/bpp`` is
-measured from file sizes, ``val/layer<k>/bpp_likelihood`` from the entropy model.
+measured from file sizes, ``val/layer<k>/bpp_likelihood`` from the entropy model, and the machine tasks next to
+the distances when their networks are present (parsing mIoU and pixel accuracy, identity cosine and verification
+accuracy, attribute accuracy with ``attribute_classifier``: :mod:`..metrics.machine`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class CodecModule(ToolkitModule):
         lr, aux_lr, grad_clip: codec learning rate, quantile learning rate, gradient-norm clip (0: off).
         weights: explicit pretrained files by registry key (``{"fan_landmarks": ..., "bisenet_parsing": ...}``).
         image_log_every: batches between TensorBoard grids (input | x̂1 | x̂2 | x̂3).
+        attribute_classifier: an attribute classifier file (``AttributeClassifier``, e.g. ``data/demo/classifier.pt``)
+            for the ``attribute_accuracy`` validation / test metric (decisions on x̂ against those on x).
         export_path: write the trained codec file (``stylegan-lightning compress --codec``) here at the end of
             fit.
     """
@@ -115,6 +119,7 @@ class CodecModule(ToolkitModule):
         weights: dict[str, str] | None = None,
         image_log_every: int = 500,
         export_path: str | None = None,
+        attribute_classifier: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -165,6 +170,10 @@ class CodecModule(ToolkitModule):
         options = dict(lpips_net=hp.lpips_net, identity_backend=hp.id_backend)
         shared = build_metric_networks(("landmarks", "parser", "identity", "lpips", "dists"), weights, networks,
                                        **options)
+        if hp.get("attribute_classifier"):
+            from ..editing.classifier import load_attribute_classifier
+
+            options["attribute_classifier"] = load_attribute_classifier(hp.attribute_classifier).requires_grad_(False)
         layers = range(1, self.codec.n_layers + 1)
         self.val_metrics = torch.nn.ModuleList(
             codec_metrics(f"val/layer{k}/", weights, shared, build=False, **options) for k in layers)
