@@ -61,3 +61,23 @@ def test_float64_codec_writes_streams_the_float32_codec_reads(codec, face_tokens
     for layer_strings, expected in zip(strings, sent):
         w_hat, received = codec.decompress(layer_strings, return_symbols=True)
         assert torch.equal(received, expected) and w_hat.dtype == torch.float32
+
+
+def test_mean_grid_option(codec):
+    from model_helpers import tiny_codec  # test helper beside this file
+
+    assert codec.config["mean_grid"] == 256  # the demo file predates the option: the default
+    for bad in (0, 3, 100, 2**17, 2.0, True):
+        with pytest.raises(ValueError, match="mean_grid"):
+            tiny_codec(mean_grid=bad)
+    coarse = tiny_codec(seed=1, perturb=True, mean_grid=4).eval()
+    coarse.update(force=True)
+    tokens = random_tokens(coarse, 3, seed=2)
+    trace = []
+    strings, sent = coarse.compress_tokens(tokens, trace)
+    for step in trace:  # means on the 1/4 grid, margins in grid steps
+        assert torch.equal(step.choice.means * 4, torch.round(step.choice.means * 4))
+        assert 0 <= step.choice.mean_margin <= 0.5
+    assert any(bool((step.choice.means != 0).any()) for step in trace)
+    for layer_strings, expected in zip(strings, sent):
+        assert torch.equal(coarse.decompress(layer_strings, return_symbols=True)[1], expected)

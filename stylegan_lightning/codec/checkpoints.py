@@ -4,9 +4,12 @@ included), and loading from either that file or a ``CodecModule`` Lightning chec
 Layout (``torch.save``; read back with ``weights_only=True``)::
 
     {"format": "stylegan-lightning-codec", "format_version": 1,
-     "spec": {"codec": {layer_split, code_channels, ...}, "encoder": {kind, input_size, blocks, channels, mode,
+     "spec": {"codec": {layer_split, code_channels, ..., mean_grid}, "encoder": {kind, input_size, blocks, channels, mode,
               input_nc, start_from_latent_avg}},
      "state_dict": the codec's state (encoder.*, generator.*, entropy models with their CDF tables, ...)}
+
+``mean_grid`` (the coding path's mean grid) is absent from files written before it existed: they load with the
+default, 256, the grid every format-version-2 stream of them is coded with.
 
 A Lightning checkpoint of ``CodecModule`` holds the same ``spec`` under ``"codec_spec"`` and the state under
 ``"codec."`` in its ``state_dict``.

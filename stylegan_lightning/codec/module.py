@@ -65,8 +65,8 @@ class CodecModule(ToolkitModule):
 
     Args:
         generator: generator file (rosinality ``.pt``, NVlabs ``.pkl``, ...).
-        layer_split, code_channels, hyper_channels, dim, depth, heads, quantization_step: the codec
-            (:class:`ScalableFaceCodec`).
+        layer_split, code_channels, hyper_channels, dim, depth, heads, quantization_step, mean_grid: the codec
+            (:class:`ScalableFaceCodec`; ``mean_grid``: coded means are multiples of 1 / mean_grid steps).
         input_size, backbone_blocks, backbone_channels: the pSp style encoder (official IR-SE50 at 256 by default).
         irse_init: ArcFace ``model_ir_se50.pth`` to start the encoder backbone from (pSp practice).
         init_encoder: a pSp checkpoint to start the whole style encoder from (recommended for real training).
@@ -100,6 +100,7 @@ class CodecModule(ToolkitModule):
         depth: int = 2,
         heads: int = 4,
         quantization_step: float = 0.25,
+        mean_grid: int = 256,
         input_size: int = 256,
         backbone_blocks: tuple[int, ...] = OFFICIAL_BLOCKS,
         backbone_channels: tuple[int, ...] = OFFICIAL_CHANNELS,
@@ -132,7 +133,7 @@ class CodecModule(ToolkitModule):
                                     tuple(backbone_channels), irse_path=irse_init)
             encoder = LatentEncoder(network, frozen.n_latent, frozen.latent_avg)
         self.codec = ScalableFaceCodec(frozen, encoder, layer_split, code_channels, hyper_channels, dim, depth,
-                                       heads, quantization_step)
+                                       heads, quantization_step, mean_grid)
         self.distortions = self._check_distortions(distortions)
         self._build_losses(dict(weights or {}))
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
