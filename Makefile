@@ -26,9 +26,9 @@ DEMO_IDENTITY = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet -
 DEMO_ID_METRIC = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet --weights mobilefacenet=$(DEMO_ID_WEIGHTS))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample demo-methods bench bench-codec demo-encoder demo-gradstyle demo-hyperstyle demo-styleae \
-	demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship train-prior-cpu clean-env \
-	cuda-build-check gpu-check
+.PHONY: env test demo demo-sample demo-methods bench bench-codec bench-codec-interop demo-encoder demo-gradstyle \
+	demo-hyperstyle demo-styleae demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship \
+	train-prior-cpu clean-env cuda-build-check gpu-check
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -45,7 +45,8 @@ test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU
 
 demo: $(STAMP)  ## codec demo with the shipped models: code the sample faces, decode each layer, grid + bpp/quality table
 	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples $(DEMO_ALIGN) $(DEMO_ID_METRIC) \
-		--baselines jpeg,webp,avif,heic --grid outputs/demo/codec-grid.png --csv outputs/demo/codec-table.csv
+		--classifier $(DEMO_CLASSIFIER) --baselines jpeg,webp,avif,heic --grid outputs/demo/codec-grid.png \
+		--csv outputs/demo/codec-table.csv
 
 # HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16) nor GradStyle (26 MB); after
 # `make demo-hyperstyle` / `make demo-gradstyle` demo-methods compares them too.
@@ -64,6 +65,9 @@ bench: $(STAMP)  ## backbone benchmark tables (ops, generator images/s)
 
 bench-codec: $(STAMP) $(DEMO_CODEC)  ## codec vs JPEG / WebP / AVIF / HEIC on the sample faces, coding times
 	$(BIN)/python benchmarks/bench_codec.py --codec $(DEMO_CODEC) --images data/samples
+
+bench-codec-interop: $(STAMP) $(DEMO_CODEC)  ## float32 2-thread encode vs float64 1-thread decode: symbols, margins (~8 min on 2 busy cores)
+	$(BIN)/python benchmarks/bench_codec_interop.py --codec $(DEMO_CODEC) --images data/samples --latents 1000
 
 # Training: `make train-encoder` runs configs/encoder.yaml (full size, GPU, user weights); CONFIG=... picks
 # another file, e.g. `make train-encoder CONFIG=configs/demo/encoder.yaml`. Same for train-classifier and

@@ -231,6 +231,29 @@ def test_evaluate_table_csv_grid_and_jpeg_baseline(setup, tmp_path):
     assert np.array_equal(tiles[2:34, 2 + 34:34 + 34], _pixels(coded.decoded[0][0]))  # image 1, layer 1
 
 
+def test_evaluate_attribute_accuracy_with_the_demo_classifier(setup, tmp_path):
+    from stylegan_lightning.editing.classifier import load_attribute_classifier
+    from stylegan_lightning.metrics import AttributeAccuracy
+
+    classifier_path = Path(__file__).resolve().parents[1] / "data" / "demo" / "classifier.pt"
+    csv_path = tmp_path / "eval.csv"
+    status, printed, _ = _cli("evaluate", "--codec", setup["codec_path"], "--images", setup["images"], "--classifier",
+                              classifier_path, "--csv", csv_path, "--device", "cpu")
+    assert status == 0 and "attribute_accuracy" in _table(printed)[0]
+    with open(csv_path, newline="") as handle:
+        records = {r["codec"]: r for r in csv.DictReader(handle)}
+    _, images = read_images(setup["images"], 32)
+    coded = code_batch(setup["codec"], images)
+    for k, label in enumerate(["basic (layer 1)", "middle (layers 1-2)", "enhanced (layers 1-3)"], start=1):
+        metric = AttributeAccuracy(load_attribute_classifier(classifier_path))
+        metric.update(coded.decoded[k - 1], images)
+        assert float(records[label]["attribute_accuracy"]) == pytest.approx(float(metric.compute()), abs=1e-6)
+    missing = tmp_path / "no-classifier.pt"
+    status, _, error = _cli("evaluate", "--codec", setup["codec_path"], "--images", setup["images"], "--classifier",
+                            missing, "--device", "cpu")
+    assert status != 0 and "no-classifier.pt" in error and error.strip().count("\n") == 0
+
+
 def test_missing_files_and_bad_options_give_one_line(setup, tmp_path):
     cases = [
         (["compress", "--codec", tmp_path / "missing.pt", setup["images"]], "missing.pt"),

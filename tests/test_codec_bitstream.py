@@ -105,7 +105,7 @@ def test_header_layout():
     stream = hand_stream()
     data = stream.to_bytes()
     assert data[0:4] == b"SGLC" == MAGIC
-    assert data[4] == 1 == FORMAT_VERSION
+    assert data[4] == 2 == FORMAT_VERSION
     assert data[5:13] == FINGERPRINT
     assert struct.unpack(">HHH", data[13:19]) == (1024, 720, 1280)
     assert data[13:15] == b"\x04\x00"
@@ -184,8 +184,11 @@ def test_damaged_streams():
         CodecStream.from_bytes(b"")
     with pytest.raises(BitstreamError):
         CodecStream.from_bytes(b"SGL")
-    with pytest.raises(BitstreamError, match="version 2"):
-        CodecStream.from_bytes(data[:4] + b"\x02" + data[5:])
+    with pytest.raises(BitstreamError, match="version 3 is not supported"):
+        CodecStream.from_bytes(data[:4] + b"\x03" + data[5:])
+    with pytest.raises(BitstreamError, match="version 1 is no longer decoded .*re-encode") as refused:
+        CodecStream.from_bytes(data[:4] + b"\x01" + data[5:])  # streams written before the cross-device rule
+    assert "\n" not in str(refused.value)
     for index in [*range(5, 21), 22, header_length(stream) - 3, header_length(stream) - 1]:
         damaged = bytearray(data)
         damaged[index] ^= 0x01
@@ -207,12 +210,12 @@ def test_damaged_streams():
         with pytest.raises(BitstreamError, match="unexpected bytes"):
             CodecStream.from_bytes(data + extra)
     # a header that is consistent (valid CRC) but describes an impossible stream
-    fixed = struct.pack(">4sB8sHHHBB", MAGIC, 1, FINGERPRINT, 32, 32, 32, 2, 3)
+    fixed = struct.pack(">4sB8sHHHBB", MAGIC, FORMAT_VERSION, FINGERPRINT, 32, 32, 32, 2, 3)
     header = fixed + b"".join(varint(1) + varint(1) + struct.pack(">H", crc(b"ab")) for _ in range(3))
     header += struct.pack(">H", crc(header))
     with pytest.raises(BitstreamError, match="3 of 2 layers"):
         CodecStream.from_bytes(header + b"ab" * 3)
-    fixed = struct.pack(">4sB8sHHHBB", MAGIC, 1, FINGERPRINT, 32, 0, 32, 1, 1)
+    fixed = struct.pack(">4sB8sHHHBB", MAGIC, FORMAT_VERSION, FINGERPRINT, 32, 0, 32, 1, 1)
     header = fixed + varint(1) + varint(1) + struct.pack(">H", crc(b"ab"))
     header += struct.pack(">H", crc(header))
     with pytest.raises(BitstreamError, match="size 0x32"):
@@ -220,7 +223,7 @@ def test_damaged_streams():
 
 
 def test_overlong_varint_is_an_error():
-    fixed = struct.pack(">4sB8sHHHBB", MAGIC, 1, FINGERPRINT, 32, 32, 32, 1, 1)
+    fixed = struct.pack(">4sB8sHHHBB", MAGIC, FORMAT_VERSION, FINGERPRINT, 32, 32, 32, 1, 1)
     with pytest.raises(BitstreamError, match="too long"):
         CodecStream.from_bytes(fixed + b"\xff" * 12)
     with pytest.raises(BitstreamError):

@@ -4,6 +4,8 @@ configuration checks."""
 
 from __future__ import annotations
 
+import copy
+
 import warnings
 
 import lightning.pytorch as pl
@@ -80,6 +82,38 @@ def test_save_and_load_codec(tmp_path):
     assert [s.to_bytes() for s in compress_images(loaded, images)] == [s.to_bytes() for s in streams]
     for key, value in codec.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_save_codec_refreshes_tables_built_before_the_weights_changed(tmp_path):
+    codec = tiny_codec(0, perturb=True)
+    codec.update(force=True)
+    assert codec.tables_are_current
+    stale = {k: v.clone() for k, v in codec.state_dict().items()  # the Gaussian tables depend on no weight
+             if k.startswith("hyper_bottlenecks.") and k.endswith("_quantized_cdf")}
+    assert len(stale) == codec.n_layers
+    with torch.no_grad():  # what training does after a validation built the tables
+        for bottleneck in codec.hyper_bottlenecks:
+            bottleneck.quantiles[:, 0, 2] += 3.0  # wider upper tails: longer CDFs
+            bottleneck.matrices[0].add_(0.2)
+    assert codec.is_updated and not codec.tables_are_current
+    loaded = load_codec(save_codec(tmp_path / "codec.pt", codec))
+    assert codec.tables_are_current and loaded.tables_are_current
+    for key, table in stale.items():
+        saved = loaded.state_dict()[key]
+        assert saved.shape != table.shape or not torch.equal(saved, table), key
+        assert torch.equal(saved, codec.state_dict()[key]), key
+    fresh = copy.deepcopy(codec)
+    fresh.update(force=True)  # the saved tables are the ones the present weights give
+    for key in stale:
+        assert torch.equal(loaded.state_dict()[key], fresh.state_dict()[key]), key
+    # a loaded file's tables are current: re-saving keeps them bit for bit (no rebuild)
+    with torch.no_grad():
+        loaded.gaussian._quantized_cdf[0, 1] += 1  # a mark a rebuild would erase
+    marked = loaded.gaussian._quantized_cdf.clone()
+    loaded.invalidate_fingerprint()
+    assert loaded.tables_are_current
+    again = load_codec(save_codec(tmp_path / "again.pt", loaded))
+    assert torch.equal(again.gaussian._quantized_cdf, marked)
 
 
 def test_load_codec_rejects_other_files(tmp_path):

@@ -76,6 +76,16 @@ def test_parsing_loss_modes():
     assert torch.allclose(with_labels, F.cross_entropy(parser(prediction), labels[:, ::2, ::2]))
     feature = ParsingLoss(parser, mode="feature")(prediction, target)
     assert torch.allclose(feature, F.mse_loss(parser(prediction).softmax(1), parser(target).softmax(1)))
+    l2 = ParsingLoss(parser, mode="l2")(prediction, target)
+    squared_norm = (parser(prediction) - parser(target)).pow(2).sum()  # ‖H(x) - H(x̂)‖² over the batch
+    assert torch.allclose(l2, squared_norm / (2 * 5 * 6 * 6))
+    assert float(ParsingLoss(parser, mode="l2")(target, target).detach()) == 0.0
+    assert float(l2) > 10 * float(feature)  # logits, not probabilities
+    prediction.requires_grad_(True)
+    ParsingLoss(parser, mode="l2")(prediction, target).backward()
+    assert prediction.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="target image"):
+        ParsingLoss(parser, mode="l2")(prediction, labels=labels)
     with pytest.raises(ValueError):
         ParsingLoss(parser, mode="dice")
 

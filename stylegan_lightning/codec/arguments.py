@@ -83,7 +83,11 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex", help="LPIPS backbone")
     align_input_arguments(parser, every_face=False)
     parser.add_argument("--id-backend", choices=["arcface", "mobilefacenet", "onnx"], default="arcface",
-                        help="identity network of id_similarity")
+                        help="identity network of id_similarity and id_accuracy")
+    parser.add_argument("--classifier", default=None,
+                        help="attribute classifier (`stylegan-lightning fit --config configs/classifier.yaml`, e.g. "
+                             "data/demo/classifier.pt): adds attribute_accuracy, how often its decision on the "
+                             "decoded face matches its decision on the input")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 

@@ -1,10 +1,10 @@
-"""The codec's file format (version 1): a small header, then each layer's payload in transmission order.
+"""The codec's file format (version 2): a small header, then each layer's payload in transmission order.
 
 All integers are big-endian; lengths are unsigned LEB128 varints (1 byte below 128)::
 
     offset  size  field
     0       4     magic b"SGLC"
-    4       1     format version (1)
+    4       1     format version (2)
     5       8     model fingerprint (:meth:`ScalableFaceCodec.fingerprint`; a different model refuses the stream)
     13      2     resolution of the generator that decodes it (u16)
     15      2     image height (u16; the decoded image is resized to height x width when it differs)
@@ -19,6 +19,10 @@ Bounds: height and width must each be at most ``MAX_OUTPUT_SCALE`` (4) times the
 resolution field must equal the decoding model's generator resolution (checked by
 :func:`~.coding.check_stream`), so a forged header cannot ask for a huge image: every stream is refused with
 :class:`BitstreamError` before anything is decoded or allocated. Writers refuse such streams as well.
+
+Versions: 2 (current) codes every symbol with the CDF and mean chosen by the cross-device procedure of
+:mod:`.model` (float64 entropy-parameter network on exact inputs, means on the ``1 / mean_grid`` grid); 1 chose
+them in the model's own dtype and device and is refused with one line (re-encode the image).
 
 Scalability: a stream cut right after layer j's payload (j < k) still decodes layers 1..j; :meth:`CodecStream
 .truncate` writes a proper j-layer stream. Anything else wrong -- wrong magic or version, a damaged header, a
@@ -49,7 +53,9 @@ class LayerStrings:
 
 
 MAGIC = b"SGLC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+RETIRED_VERSIONS = {1: "its entropy parameters were chosen in the sender's float precision, which another device may "
+                       "not reproduce; re-encode the image"}
 SUFFIX = ".sglc"
 _FIXED = struct.Struct(">4sB8sHHHBB")
 MAX_OUTPUT_SCALE = 4  # a stream's height and width are at most this many times its generator resolution
@@ -158,6 +164,9 @@ class CodecStream:
         if len(data) < _FIXED.size:
             raise BitstreamError(f"the stream ends inside its header ({len(data)} bytes)")
         magic, version, fingerprint, resolution, height, width, total, count = _FIXED.unpack_from(data)
+        if version in RETIRED_VERSIONS:
+            raise BitstreamError(f"codec stream format version {version} is no longer decoded (this toolkit reads "
+                                 f"version {FORMAT_VERSION}): {RETIRED_VERSIONS[version]}")
         if version != FORMAT_VERSION:
             raise BitstreamError(f"codec stream format version {version} is not supported (this toolkit reads "
                                  f"version {FORMAT_VERSION})")

@@ -4,9 +4,12 @@ included), and loading from either that file or a ``CodecModule`` Lightning chec
 Layout (``torch.save``; read back with ``weights_only=True``)::
 
     {"format": "stylegan-lightning-codec", "format_version": 1,
-     "spec": {"codec": {layer_split, code_channels, ...}, "encoder": {kind, input_size, blocks, channels, mode,
+     "spec": {"codec": {layer_split, code_channels, ..., mean_grid}, "encoder": {kind, input_size, blocks, channels, mode,
               input_nc, start_from_latent_avg}},
      "state_dict": the codec's state (encoder.*, generator.*, entropy models with their CDF tables, ...)}
+
+``mean_grid`` (the coding path's mean grid) is absent from files written before it existed: they load with the
+default, 256, the grid every format-version-2 stream of them is coded with.
 
 A Lightning checkpoint of ``CodecModule`` holds the same ``spec`` under ``"codec_spec"`` and the state under
 ``"codec."`` in its ``state_dict``.
@@ -62,9 +65,12 @@ def check_codec_spec(spec: Any, purpose: str, n_tensors: int) -> None:
 
 
 def save_codec(path: str | Path, codec: ScalableFaceCodec) -> Path:
-    """Write ``codec`` (updated first if its CDF tables are missing) as a self-contained codec file."""
-    if not codec.is_updated:
-        codec.update()
+    """Write ``codec`` as a self-contained codec file. Its CDF tables are rebuilt first (``update(force=True)``)
+    unless they exist and match the entropy models' present weights (:attr:`ScalableFaceCodec.tables_are_current`),
+    so a file never pairs trained weights with stale tables, and re-saving a loaded file keeps its tables as
+    they are."""
+    if not codec.tables_are_current:
+        codec.update(force=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": CODEC_FORMAT, "format_version": CODEC_FORMAT_VERSION, "spec": codec_spec(codec),

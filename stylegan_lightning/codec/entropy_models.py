@@ -113,6 +113,7 @@ def import_entropy_models() -> ModuleType:
 
 _entropy_models = import_entropy_models()
 EntropyBottleneck = _entropy_models.EntropyBottleneck
+EntropyModel = _entropy_models.EntropyModel  # the base class: its ``decompress`` gives the bare symbols
 GaussianConditional = _entropy_models.GaussianConditional
 
-__all__ = ["EntropyBottleneck", "GaussianConditional", "import_entropy_models"]
+__all__ = ["EntropyBottleneck", "EntropyModel", "GaussianConditional", "import_entropy_models"]

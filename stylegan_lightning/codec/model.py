@@ -16,15 +16,38 @@ Pipeline (sender -> receiver)::
 The analysis / synthesis pair is this implementation's learned quantisation basis and step for the frozen W
 space (initialised to ``y = (w - w_avg) / quantization_step``); the rest follows the paper's structure.
 
-Exactness: the sender and the receiver run the entropy model per image (batch of one) on exactly the same
-inputs (prefixes of layers), so the scales that select the CDFs, and hence the decoded symbols, are identical.
-Training runs the same computation on the batch, with uniform noise for the likelihoods and straight-through
-rounding for the values passed on.
+Cross-device exactness. The receiver picks each symbol's CDF (the index of its scale in the scale table) and its
+mean from values it computes, so any difference between the sender's and the receiver's arithmetic (CPU or GPU,
+thread counts, BLAS, float32 or float64 weights) could pick another CDF and silently corrupt the decode. The coding
+path (:meth:`ScalableFaceCodec.compress_tokens` / :meth:`~ScalableFaceCodec.decompress`) therefore chooses them by a
+fixed procedure whose inputs are exact and whose arithmetic is far more precise than its decisions:
+
+a. exact inputs: ẑ is rebuilt from the decoded integer symbols plus the bottleneck medians in float64 (exact), and
+   ŷ = symbol + mean with means on the grid ``1 / mean_grid`` (a power of two), also exact, so sender and receiver
+   feed bit-identical numbers to the entropy-parameter network;
+b. that network (hyper-decoder + cross-layer entropy transformer) always runs in float64 on the CPU, on a copy of
+   its weights (float32 weights convert exactly), whatever device and dtype the rest of the codec uses;
+c. its outputs are turned into decisions on coarse grids: means rounded to ``1 / mean_grid``, scales to one of
+   the 64 scale-table entries (index = number of table thresholds below the scale, computed in float64).
+
+This is not exact by construction: a pre-rounding value closer to a rounding boundary than the two sides' float64
+disagreement would still be decided differently. That disagreement was 0 between float32 weights on 2 threads and
+a float64 model on 1 thread on one CPU, and is of the order of float64's rounding (1e-16 relative, times the
+accumulation depth) between BLAS builds. :meth:`ScalableFaceCodec.compress_tokens` records the distance of every
+value to its nearest boundary on request (``trace``); :mod:`.interop` and ``benchmarks/bench_codec_interop.py``
+measure the smallest one: over the 26 sample faces and 1,000 random latents, 3.2e-7 mean-grid steps and 6.2e-8
+in log scale for the demo codec, orders of magnitude above that noise (README: cross-device decoding).
+The fingerprint hashes the receiver weights widened to float64, so a float64 copy of a float32 codec has the same
+fingerprint and decodes its streams. Training (``forward``) runs the same computation on the batch in the model's
+dtype, with uniform noise for the likelihoods and straight-through rounding for the values passed on (means on the
+same grid).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -34,11 +57,13 @@ from torch import nn
 from ..encoders.inverter import LatentEncoder
 from ..stylegan2.frozen import FrozenGenerator
 from .bitstream import LayerStrings
-from .entropy_models import EntropyBottleneck, GaussianConditional
+from .entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
 from .layers import layer_groups
 from .transformer import CrossLayerEntropyTransformer, HyperDecoder, HyperEncoder
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+MEAN_GRID = 256  # default ``mean_grid``: coded means are multiples of 1/256 of a quantisation step
+CODING_DTYPE = torch.float64  # the entropy-parameter network of the coding path runs in this dtype, on the CPU
 
 
 def scale_table() -> torch.Tensor:
@@ -50,6 +75,42 @@ def scale_table() -> torch.Tensor:
 def round_straight_through(x: torch.Tensor) -> torch.Tensor:
     """``round(x)`` forward, identity gradient backward."""
     return x + (torch.round(x) - x).detach()
+
+
+def round_to_grid(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """``round(x * grid) / grid`` (exact for a power-of-two ``grid``)."""
+    return torch.round(x * grid) / grid
+
+
+@dataclass
+class CodingChoice:
+    """What the coding path decides for one layer of one image (see the module docstring).
+
+    ``means`` [1, n_k, C] on the mean grid and ``indexes`` [1, n_k, C] (int32 scale-table indexes), both on the
+    CPU; ``raw_means``, ``raw_scales``: the float64 values they were chosen from; ``mean_margin``: the smallest
+    distance of a mean, before rounding, to a rounding boundary, in grid steps (0.5 = as far as possible);
+    ``scale_margin``: the smallest ``|log(scale) - log(threshold)|`` over the scales
+    and the scale-table thresholds (0.0 when margins were not asked for).
+    """
+
+    means: torch.Tensor
+    indexes: torch.Tensor
+    mean_margin: float = 0.0
+    scale_margin: float = 0.0
+    raw_means: torch.Tensor | None = None
+    raw_scales: torch.Tensor | None = None
+
+
+@dataclass
+class CodingStep:
+    """One layer of one image as :meth:`ScalableFaceCodec.compress_tokens` coded it (its ``trace``): the exact
+    inputs of the entropy-parameter network (ẑ of layers 1..layer, ŷ of the layers before) and the choice made."""
+
+    image: int
+    layer: int
+    z_hat: torch.Tensor
+    y_hat_before: torch.Tensor
+    choice: CodingChoice
 
 
 class TokenLinear(nn.Module):
@@ -110,12 +171,15 @@ class ScalableFaceCodec(nn.Module):
         hyper_channels: hyper-latent channels per style token.
         dim, depth, heads: width, blocks and heads of the three transformers.
         quantization_step: initial quantisation step in W units (the analysis starts as ``(w - w_avg) / step``).
+        mean_grid: coded means are multiples of ``1 / mean_grid`` quantisation steps (a power of two; see the
+            module docstring). With 256 a mean is off by at most 1/512 of a step (the demo codec's file rates moved
+            by under 0.1 %) and a grid step is many orders of magnitude above the float64 noise of the network.
     """
 
     def __init__(self, generator: FrozenGenerator, encoder: LatentEncoder,
                  layer_split: str | Sequence[int] = "resolution", code_channels: int | None = None,
                  hyper_channels: int = 32, dim: int = 256, depth: int = 2, heads: int = 4,
-                 quantization_step: float = 0.25):
+                 quantization_step: float = 0.25, mean_grid: int = MEAN_GRID):
         super().__init__()
         if not isinstance(generator, FrozenGenerator):
             raise TypeError(f"generator must be a FrozenGenerator, got {type(generator).__name__}")
@@ -124,6 +188,9 @@ class ScalableFaceCodec(nn.Module):
                              f"generator takes W+ [{generator.n_latent}, {generator.style_dim}]")
         if quantization_step <= 0:
             raise ValueError(f"quantization_step must be positive, got {quantization_step}")
+        if isinstance(mean_grid, bool) or not isinstance(mean_grid, int) or mean_grid < 1 or \
+                mean_grid & (mean_grid - 1) or mean_grid > 2**16:
+            raise ValueError(f"mean_grid must be a power of two in 1..65536, got {mean_grid!r}")
         n, style_dim = generator.n_latent, generator.style_dim
         channels = int(code_channels or style_dim)
         self.generator = generator
@@ -131,7 +198,7 @@ class ScalableFaceCodec(nn.Module):
         self.groups = layer_groups(n, layer_split if isinstance(layer_split, str) else list(layer_split))
         self.config = dict(layer_split=layer_split if isinstance(layer_split, str) else list(layer_split),
                            code_channels=channels, hyper_channels=hyper_channels, dim=dim, depth=depth, heads=heads,
-                           quantization_step=quantization_step)
+                           quantization_step=quantization_step, mean_grid=mean_grid)
         layer_ids = torch.tensor([k for k, group in enumerate(self.groups) for _ in group])
         self.register_buffer("layer_ids", layer_ids, persistent=False)
         self.analysis = TokenLinear(n, style_dim, channels, 1.0 / quantization_step)
@@ -142,6 +209,8 @@ class ScalableFaceCodec(nn.Module):
         self.hyper_bottlenecks = nn.ModuleList(EntropyBottleneck(hyper_channels) for _ in self.groups)
         self.gaussian = GaussianConditional(None)
         self._fingerprint: bytes | None = None
+        self._coding_network: tuple[tuple, nn.ModuleDict] | None = None
+        self._tables_source: bytes | None = None  # table_source_digest() when the CDF tables were built / loaded
 
     # ------------------------------------------------------------------ shape
     @property
@@ -211,6 +280,7 @@ class ScalableFaceCodec(nn.Module):
             z_hats.append(z_hat.transpose(1, 2))
             y_before = torch.cat(y_hats, dim=1) if y_hats else y[:, :0]
             means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
+            means = means + (round_to_grid(means, self.config["mean_grid"]) - means).detach()
             y_layer = y[:, start:end]
             _, y_likelihood = self.gaussian(y_layer.transpose(1, 2), scales.transpose(1, 2),
                                             means.transpose(1, 2))
@@ -241,7 +311,29 @@ class ScalableFaceCodec(nn.Module):
             for bottleneck in self.hyper_bottlenecks:
                 updated |= bottleneck.update(force=force)
         self._fingerprint = None
+        self._tables_source = self.table_source_digest()
         return updated
+
+    def table_source_digest(self) -> bytes:
+        """Digest of everything the CDF tables are built from: the entropy models' parameters and buffers except
+        the tables themselves (the hyper bottlenecks' quantiles and density parameters, the Gaussian's bounds)."""
+        digest = hashlib.sha256()
+        owners = [(f"hyper_bottlenecks.{i}.", b) for i, b in enumerate(self.hyper_bottlenecks)]
+        for prefix, owner in [*owners, ("gaussian.", self.gaussian)]:
+            for key, value in sorted(owner.state_dict().items()):
+                if key.rsplit(".", 1)[-1] in ENTROPY_TABLE_BUFFERS:
+                    continue
+                digest.update((prefix + key).encode())
+                value = value.detach().cpu()
+                digest.update((value.to(torch.float64) if value.is_floating_point() else value).clone().numpy()
+                              .tobytes())
+        return digest.digest()
+
+    @property
+    def tables_are_current(self) -> bool:
+        """Whether the CDF tables exist and were built from (or loaded with) the entropy models' present weights:
+        False after any change to a bottleneck's quantiles or density parameters since :meth:`update`."""
+        return self.is_updated and self._tables_source == self.table_source_digest()
 
     @property
     def is_updated(self) -> bool:
@@ -254,6 +346,58 @@ class ScalableFaceCodec(nn.Module):
             raise RuntimeError("the codec's CDF tables are not built: call codec.update() after training (the "
                                "CodecModule does this at the end of fit and when a checkpoint is loaded)")
 
+    # ------------------------------------------------------------------ coding path (see the module docstring)
+    def coding_network(self) -> nn.ModuleDict:
+        """A float64 CPU copy of the hyper-decoder and the entropy transformer (keys ``hyper_decoder``,
+        ``entropy_transformer``), the network both sides choose the coding parameters with. Cached; rebuilt when
+        any of their tensors changed (in-place updates included) or moved."""
+        modules = (self.hyper_decoder, self.entropy_transformer)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                    for module in modules for t in itertools.chain(module.parameters(), module.buffers()))
+        if self._coding_network is None or self._coding_network[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # usable outside Lightning's inference mode too
+                network = nn.ModuleDict({"hyper_decoder": copy.deepcopy(self.hyper_decoder),
+                                         "entropy_transformer": copy.deepcopy(self.entropy_transformer)})
+                network = network.to("cpu", CODING_DTYPE).eval().requires_grad_(False)
+            self._coding_network = (key, network)
+        return self._coding_network[1]
+
+    def coding_choice(self, means: torch.Tensor, scales: torch.Tensor, margins: bool = False) -> CodingChoice:
+        """float64 (means, scales) -> means on the grid and scale-table indexes (index = number of table
+        thresholds, the entries but the last, strictly below the scale: CompressAI's rule), with the smallest
+        distances to a rounding boundary when ``margins``."""
+        grid = self.config["mean_grid"]
+        scaled = means * grid
+        rounded = torch.round(scaled)
+        thresholds = self.gaussian.scale_table[:-1].detach().to("cpu", CODING_DTYPE)
+        indexes = torch.searchsorted(thresholds, scales.contiguous()).to(torch.int32)
+        choice = CodingChoice(rounded / grid, indexes, raw_means=means, raw_scales=scales)
+        if margins and means.numel():
+            choice.mean_margin = float((0.5 - (scaled - rounded).abs()).min())
+            choice.scale_margin = float((scales.log()[..., None] - thresholds.log()).abs().min())
+        return choice
+
+    def coding_parameters(self, z_hat: torch.Tensor, y_hat_before: torch.Tensor, layer: int,
+                          network: nn.ModuleDict | None = None, margins: bool = False) -> CodingChoice:
+        """The coding path's :meth:`entropy_parameters`: float64 CPU inputs (ẑ of layers 1..layer, ŷ of layers
+        before it, both exact) through :meth:`coding_network`, then :meth:`coding_choice`."""
+        network = self.coding_network() if network is None else network
+        start, end = self.groups[layer - 1][0], self.layer_end(layer)
+        layer_ids = self.layer_ids.cpu()
+        features = network["hyper_decoder"](z_hat[:, :end], layer_ids)[:, start:end]
+        means, scales = network["entropy_transformer"](features, y_hat_before[:, :start], torch.arange(start))
+        return self.coding_choice(means, scales, margins)
+
+    def decode_hyper(self, layer: int, string: bytes) -> torch.Tensor:
+        """Layer ``layer``'s hyper string -> ẑ [1, n_k, hyper_channels] in float64 on the CPU: the decoded integer
+        symbols plus the bottleneck medians, added in float64 (exact)."""
+        bottleneck = self.hyper_bottlenecks[layer - 1]
+        size = (1, bottleneck._quantized_cdf.size(0), len(self.groups[layer - 1]))
+        indexes = bottleneck._build_indexes(size).to(bottleneck._quantized_cdf.device)
+        symbols = EntropyModel.decompress(bottleneck, [string], indexes, CODING_DTYPE).cpu()
+        medians = bottleneck.quantiles[:, 0, 1].detach().to("cpu", CODING_DTYPE)
+        return (symbols + medians[None, :, None]).transpose(1, 2)
+
     @torch.no_grad()
     def compress(self, images: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor] | None = None
                  ) -> tuple[list[LayerStrings], list[torch.Tensor]]:
@@ -263,53 +407,60 @@ class ScalableFaceCodec(nn.Module):
         already has it."""
         self._require_cdfs()
         _, y = self.encode_tokens_alone(images) if tokens is None else tokens
+        return self.compress_tokens(y)
+
+    @torch.no_grad()
+    def compress_tokens(self, y: torch.Tensor, trace: list[CodingStep] | None = None
+                        ) -> tuple[list[LayerStrings], list[torch.Tensor]]:
+        """Entropy-code style tokens ``y`` [B, n_latent, C] (one stream per row; see :meth:`compress`). With a
+        ``trace`` list, append a :class:`CodingStep` (margins included) for every image and layer."""
+        self._require_cdfs()
+        network = self.coding_network()
         results, all_symbols = [], []
-        for i in range(images.shape[0]):  # one image at a time, as the receiver decodes
+        for i in range(y.shape[0]):  # one image at a time, as the receiver decodes
             z = self.hyper_encoder(y[i:i + 1], self.layer_ids)
+            y_exact = y[i:i + 1].detach().to("cpu", CODING_DTYPE)
             hyper, strings, z_hats, y_hats, symbols = [], [], [], [], []
             for layer, group in enumerate(self.groups, start=1):
                 start, end = group[0], group[-1] + 1
-                bottleneck = self.hyper_bottlenecks[layer - 1]
-                z_layer = z[:, start:end].transpose(1, 2)
-                hyper.append(bottleneck.compress(z_layer)[0])
-                z_hats.append(bottleneck.decompress([hyper[-1]], (end - start,)).transpose(1, 2))
-                y_before = torch.cat(y_hats, dim=1) if y_hats else y[i:i + 1, :0]
-                means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
-                indexes = self.gaussian.build_indexes(scales.transpose(1, 2))
-                y_layer = y[i:i + 1, start:end].transpose(1, 2)
-                strings.append(self.gaussian.compress(y_layer, indexes, means.transpose(1, 2))[0])
-                q = self.gaussian.quantize(y_layer, "symbols", means.transpose(1, 2))
-                symbols.append(q.transpose(1, 2)[0])
-                y_hats.append((q.to(means.dtype).transpose(1, 2) + means))
+                hyper.append(self.hyper_bottlenecks[layer - 1].compress(z[:, start:end].transpose(1, 2))[0])
+                z_hats.append(self.decode_hyper(layer, hyper[-1]))  # what the receiver will have
+                y_before = torch.cat(y_hats, dim=1) if y_hats else y_exact[:, :0]
+                z_prefix = torch.cat(z_hats, dim=1)
+                choice = self.coding_parameters(z_prefix, y_before, layer, network, trace is not None)
+                q = torch.round(y_exact[:, start:end] - choice.means)
+                strings.append(self.gaussian.compress(q.transpose(1, 2), choice.indexes.transpose(1, 2))[0])
+                symbols.append(q[0].to(torch.int32))
+                y_hats.append(q + choice.means)
+                if trace is not None:
+                    trace.append(CodingStep(i, layer, z_prefix, y_before, choice))
             results.append(LayerStrings(hyper, strings))
-            all_symbols.append(torch.cat(symbols, dim=0))
+            all_symbols.append(torch.cat(symbols, dim=0).to(y.device))
         return results, all_symbols
 
     @torch.no_grad()
     def decompress(self, strings: LayerStrings, layers: int | None = None,
                    return_symbols: bool = False):
         """One image's strings (at least ``layers`` of them) -> decoded W+ [1, n_latent, D] from layers
-        1..``layers`` (default: all the strings hold); with ``return_symbols`` also the symbols [m, C]."""
+        1..``layers`` (default: all the strings hold); with ``return_symbols`` also the symbols [m, C] (int32)."""
         self._require_cdfs()
         layers = self._check_layers(len(strings) if layers is None else layers)
         if layers > len(strings):
             raise ValueError(f"asked for {layers} layers but the stream holds {len(strings)}")
-        device = self.layer_ids.device
+        network = self.coding_network()
         z_hats, y_hats, symbols = [], [], []
         for layer in range(1, layers + 1):
-            group = self.groups[layer - 1]
-            start, end = group[0], group[-1] + 1
-            bottleneck = self.hyper_bottlenecks[layer - 1]
-            z_hats.append(bottleneck.decompress([strings.hyper[layer - 1]], (end - start,)).to(device).transpose(1, 2))
+            z_hats.append(self.decode_hyper(layer, strings.hyper[layer - 1]))
             y_before = (torch.cat(y_hats, dim=1) if y_hats
-                        else torch.zeros(1, 0, self.channels, device=device))
-            means, scales = self.entropy_parameters(torch.cat(z_hats, dim=1), y_before, layer)
-            indexes = self.gaussian.build_indexes(scales.transpose(1, 2))
-            q = self.gaussian.decompress([strings.symbols[layer - 1]], indexes, torch.int32)
-            symbols.append(q.to(device).transpose(1, 2)[0])
-            y_hats.append(q.to(device=device, dtype=means.dtype).transpose(1, 2) + means)
-        w_hat = self.synthesize(torch.cat(y_hats, dim=1))
-        return (w_hat, torch.cat(symbols, dim=0)) if return_symbols else w_hat
+                        else torch.zeros(1, 0, self.channels, dtype=CODING_DTYPE))
+            choice = self.coding_parameters(torch.cat(z_hats, dim=1), y_before, layer, network)
+            q = self.gaussian.decompress([strings.symbols[layer - 1]], choice.indexes.transpose(1, 2).to(
+                self.gaussian._quantized_cdf.device), CODING_DTYPE).cpu().transpose(1, 2)
+            symbols.append(q[0].to(torch.int32))
+            y_hats.append(q + choice.means)
+        weight = self.synthesis.weight
+        w_hat = self.synthesize(torch.cat(y_hats, dim=1).to(device=weight.device, dtype=weight.dtype))
+        return (w_hat, torch.cat(symbols, dim=0).to(weight.device)) if return_symbols else w_hat
 
     # ------------------------------------------------------------------ identity of the model
     def decoder_state(self) -> dict[str, torch.Tensor]:
@@ -323,14 +474,17 @@ class ScalableFaceCodec(nn.Module):
         return state
 
     def fingerprint(self) -> bytes:
-        """8-byte digest of the receiver-side model (:meth:`decoder_state` and the layout); a stream carries it so
-        that a different model refuses it. Cached until :meth:`update` or :meth:`invalidate_fingerprint`."""
+        """8-byte digest of the receiver-side model (:meth:`decoder_state`, floating tensors widened to float64,
+        and the layout); a stream carries it so that a different model refuses it. Cached until :meth:`update` or :meth:`invalidate_fingerprint`."""
         if self._fingerprint is None:
             digest = hashlib.sha256(repr(sorted((k, v) for k, v in self.config.items())).encode())
             digest.update(repr(self.groups).encode())
             for key, value in sorted(self.decoder_state().items()):
                 digest.update(key.encode())
-                digest.update(value.detach().cpu().clone().numpy().tobytes())  # a copy: numpy() pins storage
+                value = value.detach().cpu()
+                if value.is_floating_point():  # widened (exactly): a float64 copy of the model is the same model
+                    value = value.to(torch.float64)
+                digest.update(value.clone().numpy().tobytes())  # a copy: numpy() pins storage
             self._fingerprint = digest.digest()[:8]
         return self._fingerprint
 
@@ -351,5 +505,9 @@ class ScalableFaceCodec(nn.Module):
         self._fingerprint = None
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a state (CDF buffers resized first). Tables loaded with their weights count as current for
+        :attr:`tables_are_current` (a codec file's tables are the sender's, kept bit for bit)."""
         self.resize_entropy_buffers(dict(state_dict))
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._tables_source = self.table_source_digest() if self.is_updated else None
+        return result

@@ -37,7 +37,7 @@ from .model import ScalableFaceCodec
 GRID_ROWS = 8
 # Column order of the evaluate table (metrics a collection does not hold are left out).
 METRIC_COLUMNS = ("bpp", "bpp_likelihood", "psnr", "ssim", "ms_ssim", "l2", "lpips", "dists", "id_similarity",
-                  "parsing_miou", "landmark_nme")
+                  "id_accuracy", "parsing_miou", "parsing_accuracy", "attribute_accuracy", "landmark_nme")
 METRIC_HEADERS = {"bpp": "bpp (file)", "bpp_likelihood": "bpp (likelihood)"}
 # Metric of each pretrained network (build_metric_networks name -> codec_metrics key).
 NETWORK_METRICS = {"landmarks": "landmark_nme", "parser": "parsing_miou", "identity": "id_similarity",
@@ -401,7 +401,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--images is required (an image file, a folder or a .zip archive)")
     baselines = _baseline_names(args.baselines)
     paths = _weight_paths(args.weights)
-    inputs = {"--codec": args.codec, "--images": args.images, "--masks": args.masks}
+    inputs = {"--codec": args.codec, "--images": args.images, "--masks": args.masks,
+              "--classifier": getattr(args, "classifier", None)}
     if args.grid:
         output_file(args.grid, "--grid", not_same_as=inputs)
     if args.csv:
@@ -413,6 +414,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                              align={"detector": args.detector, "framing": args.framing} if args.align else None)
     keys = keys[: args.limit]
     options = {"lpips_net": args.lpips_net, "identity_backend": args.id_backend}
+    if getattr(args, "classifier", None):
+        from ..editing.classifier import load_attribute_classifier
+
+        options["attribute_classifier"] = load_attribute_classifier(args.classifier).to(device)
     available = set(available_classical_codecs()) if baselines else set()
     skipped = [name for name in baselines if name not in available]
     baselines = [name for name in baselines if name in available]

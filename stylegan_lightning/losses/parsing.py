@@ -8,7 +8,7 @@ from torch import nn
 
 from ..utils.images import resize_labels
 
-PARSING_MODES = ("cross_entropy", "feature")
+PARSING_MODES = ("cross_entropy", "feature", "l2")
 
 
 class ParsingLoss(nn.Module):
@@ -16,7 +16,11 @@ class ParsingLoss(nn.Module):
 
     - ``cross_entropy``: cross-entropy of the prediction's logits against the parser's labels of the target
       (or against ground-truth ``labels`` when given);
-    - ``feature``: mean squared distance between the two softmax probability maps.
+    - ``feature``: mean squared distance between the two softmax probability maps;
+    - ``l2``: ``‖H(x) - H(x̂)‖²`` on the parser's outputs ``H`` (its logits) as the codec paper writes its parsing
+      distance, divided by the number of elements (batch x classes x pixels) so that its size does not depend on
+      the resolution -- the same normalisation as the landmark heatmap distance. Logits are unbounded, so this
+      term is typically one to two orders of magnitude larger than ``feature`` and needs its own weight.
     """
 
     def __init__(self, parser: nn.Module, mode: str = "cross_entropy"):
@@ -37,7 +41,9 @@ class ParsingLoss(nn.Module):
                     labels = self.parser(target).argmax(1)
             return F.cross_entropy(logits, resize_labels(labels, logits.shape[-2:]))
         if target is None:
-            raise ValueError("the feature parsing loss needs a target image")
+            raise ValueError(f"the {self.mode} parsing loss needs a target image")
         with torch.no_grad():
-            target_probabilities = self.parser(target).softmax(1)
-        return F.mse_loss(logits.softmax(1), target_probabilities)
+            target_logits = self.parser(target)
+        if self.mode == "l2":
+            return F.mse_loss(logits, target_logits)
+        return F.mse_loss(logits.softmax(1), target_logits.softmax(1))

@@ -4,11 +4,15 @@ from .base import MeanOverImages
 from .collections import build_metric_networks, codec_metrics, editing_metrics, fidelity_metrics, inversion_metrics
 from .fidelity import MSSSIM, PSNR, SSIM, MeanSquaredError
 from .landmarks import LandmarkNME
+from .machine import AttributeAccuracy, IdentityVerificationAccuracy, ParsingPixelAccuracy
 from .networks import DISTS, LPIPS, IdentitySimilarity
 from .parsing import ParsingMIoU
 from .rate import BitsPerPixel, LikelihoodBitsPerPixel
 
 __all__ = [
+    "AttributeAccuracy",
+    "IdentityVerificationAccuracy",
+    "ParsingPixelAccuracy",
     "BitsPerPixel",
     "DISTS",
     "IdentitySimilarity",

@@ -22,6 +22,7 @@ from ..utils.warn import warn_caller
 from ..weights import MissingWeightError
 from .fidelity import MSSSIM, PSNR, SSIM, MeanSquaredError
 from .landmarks import LandmarkNME
+from .machine import AttributeAccuracy, IdentityVerificationAccuracy, ParsingPixelAccuracy
 from .networks import DISTS, LPIPS, IdentitySimilarity
 from .parsing import ParsingMIoU
 from .rate import BitsPerPixel, LikelihoodBitsPerPixel
@@ -95,7 +96,11 @@ def build_metric_networks(names, paths: Mapping[str, str] | None = None,
     return built
 
 
-def _network_metrics(built: Mapping[str, nn.Module], options: Mapping[str, Any]) -> dict[str, Any]:
+def _network_metrics(built: Mapping[str, nn.Module], options: Mapping[str, Any],
+                     machine_tasks: bool = False) -> dict[str, Any]:
+    """Metrics of the networks in ``built``; with ``machine_tasks`` also the task accuracies (parsing pixel
+    accuracy, identity verification accuracy, and attribute accuracy when ``options`` hold an
+    ``attribute_classifier`` module)."""
     metrics: dict[str, Any] = {}
     if "lpips" in built:
         metrics["lpips"] = LPIPS(built["lpips"])
@@ -110,6 +115,12 @@ def _network_metrics(built: Mapping[str, nn.Module], options: Mapping[str, Any])
 
             mapping = torch.tensor(CELEBAMASK_TO_PARSER)
         metrics["parsing_miou"] = ParsingMIoU(built["parser"], target_mapping=mapping)
+        if machine_tasks:
+            metrics["parsing_accuracy"] = ParsingPixelAccuracy(built["parser"], target_mapping=mapping)
+    if machine_tasks and "identity" in built:
+        metrics["id_accuracy"] = IdentityVerificationAccuracy(built["identity"])
+    if machine_tasks and options.get("attribute_classifier") is not None:
+        metrics["attribute_accuracy"] = AttributeAccuracy(options["attribute_classifier"])
     if "landmarks" in built:
         metrics["landmark_nme"] = LandmarkNME(built["landmarks"])
     return metrics
@@ -142,14 +153,17 @@ def codec_metrics(prefix: str = "", paths: Mapping[str, str] | None = None,
                   networks: Mapping[str, nn.Module] | None = None, strict: bool = False,
                   build: bool = True, **options: Any) -> MetricCollection:
     """Everything a decoded layer is judged on: rate (bpp from bytes and from likelihoods), machine tasks
-    (landmark NME, parsing mIoU, identity similarity) and viewing (LPIPS, DISTS, PSNR, SSIM, MS-SSIM, L2).
+    (landmark NME; parsing mIoU and pixel accuracy ``parsing_accuracy``; identity cosine ``id_similarity`` and
+    verification accuracy ``id_accuracy``; attribute accuracy ``attribute_accuracy`` with a classifier: see
+    :mod:`.machine`) and viewing (LPIPS, DISTS, PSNR, SSIM, MS-SSIM, L2).
 
     Update with ``preds, target, num_bytes, likelihoods, num_pixels`` (and ``target_masks`` for ground-truth
-    parsing). ``options``: ``parsing_target_mapping`` (LUT from mask index to parser class; default: the
-    CelebAMask-HQ order), ``assume_aligned`` (dlib landmarks on a fixed box for aligned faces, default True).
+    parsing, ``target_attributes`` for ground-truth attributes). ``options``: ``parsing_target_mapping`` (LUT
+    from mask index to parser class; default: the CelebAMask-HQ order), ``assume_aligned`` (dlib landmarks on a
+    fixed box for aligned faces, default True), ``attribute_classifier`` (an ``AttributeClassifier`` module).
     """
     built = build_metric_networks(("landmarks", "parser", "identity", "lpips", "dists"), paths, networks, strict,
                                   build, **options)
     rate = {"bpp": BitsPerPixel(), "bpp_likelihood": LikelihoodBitsPerPixel()}
-    return MetricCollection({**rate, **fidelity_metrics(), **_network_metrics(built, options)}, prefix=prefix,
-                            compute_groups=False)
+    return MetricCollection({**rate, **fidelity_metrics(), **_network_metrics(built, options, machine_tasks=True)},
+                            prefix=prefix, compute_groups=False)
