@@ -81,6 +81,35 @@ def test_inverted_images_join_their_dataset_labels(tmp_path):
         load_latent_attributes(latents)
 
 
+def test_missing_labels_are_imputed_and_continuous_ones_scaled_over_the_data(files, tmp_path):
+    """The reference's label preparation: a missing value becomes its attribute's mean over all the pairs, and an
+    age in years is min-max scaled over the data (a probability keeps (0, 1) under the default "auto")."""
+    nan = float("nan")
+    labels = torch.tensor([[0.25, 20.0], [nan, 60.0], [0.75, nan], [0.5, 40.0], [nan, 30.0], [0.1, 70.0]])
+    path = LatentAttributes(torch.randn(6, 16), labels, ["smile", "age"]).save(tmp_path / "pairs.pt")
+    data = LatentAttributeDataModule(latents=str(path), holdout=2)
+    expected = labels.clone()
+    expected[[1, 4], 0] = (0.25 + 0.75 + 0.5 + 0.1) / 4
+    expected[2, 1] = (20 + 60 + 40 + 30 + 70) / 5
+    assert torch.allclose(data.data.labels, expected)
+    kept = LatentAttributeDataModule(latents=str(path), holdout=2, missing_labels="ignore").data.labels
+    assert torch.equal(torch.isnan(kept), torch.isnan(labels))
+    with pytest.raises(ValueError, match="missing_labels"):
+        LatentAttributeDataModule(latents=str(path), missing_labels="zero")
+    module = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2)
+    module.scale_labels(data)
+    assert module.model.config["label_ranges"] == [[0.0, 1.0], [20.0, 70.0]]
+    assert torch.allclose(module.model.to_coordinates(torch.tensor([0.5, 45.0])), torch.tensor([0.0, 0.0]))
+    reference = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2, label_scaling="data")
+    reference.scale_labels(data)
+    assert sum(reference.model.config["label_ranges"], []) == pytest.approx([0.1, 0.75, 20.0, 70.0])
+    fixed = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2, label_ranges=[[0, 1], [0, 100]])
+    fixed.scale_labels(data)
+    assert fixed.model.config["label_ranges"] == [[0.0, 1.0], [0.0, 100.0]]
+    with pytest.raises(ValueError, match="no label_ranges"):
+        StyleAEModule(files["generator"], ["smile", "age"], label_ranges=[[0, 1], [0, 100]], label_scaling="data")
+
+
 def test_module_trains_logs_the_comparison_and_exports(files, tmp_path):
     data = LatentAttributeDataModule(latents=files["pairs"], columns=NAMES, holdout=40, batch_size=8,
                                      eval_batch_size=40)

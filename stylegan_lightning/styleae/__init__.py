@@ -32,6 +32,7 @@ _EXPORTS = {
     "comparison_rows": ".evaluation",
     "editor_means": ".evaluation",
     "evaluate_attribute_edits": ".evaluation",
+    "fit_label_ranges": ".model",
     "fit_interfacegan_directions": ".evaluation",
     "load_styleae": ".checkpoints",
     "pearson": ".module",
@@ -43,7 +44,7 @@ _EXPORTS = {
 
 __all__ = ["COMPARISON_HEADER", "METRICS", "STYLEAE_FORMAT", "AttributeEditor", "DirectionEditor", "StyleAE",
            "StyleAEEditor", "StyleAEModule", "attribute_loss", "binary_outputs", "comparison_rows", "editor_means",
-           "evaluate_attribute_edits", "fit_interfacegan_directions", "load_styleae", "pearson", "save_styleae",
+           "evaluate_attribute_edits", "fit_interfacegan_directions", "fit_label_ranges", "load_styleae", "pearson", "save_styleae",
            "search_coordinate", "styleae_losses", "tolerance_loss"]
 
 

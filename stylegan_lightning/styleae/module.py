@@ -5,7 +5,9 @@ Loss of a batch of codes w with attribute labels a (the reference objective, λ_
     x = G(w),  x̂ = G(D(E(w))),  c = E(w)[:, :k]
     L = (1 − λ_a) · MSE(x̂, x) + λ_a · MSE(c, a') + λ_tol · mean(relu(|x̂ − x| − τ))
 
-with a' the labels mapped to [−1, 1] over their ranges (missing labels are left out) and τ the pixel tolerance
+with a' the labels mapped to [−1, 1] over their ranges (``label_scaling``: min–max over the data for continuous
+attributes by default, :func:`~stylegan_lightning.styleae.model.fit_label_ranges`; labels still missing after the
+DataModule's imputation are left out) and τ the pixel tolerance
 (0.04 of the [−1, 1] image range). Images are compared through the frozen generator with its stored noise; Adam.
 
 Validation (held-out codes): ``val/recon/w_mse`` and ``val/recon/image_mse`` of ``D(E(w))``, per attribute
@@ -36,7 +38,7 @@ from ..utils.images import resize_images
 from .checkpoints import save_styleae
 from .evaluation import (DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
                          evaluate_attribute_edits, fit_interfacegan_directions)
-from .model import StyleAE
+from .model import LABEL_SCALINGS, StyleAE, fit_label_ranges
 
 
 def attribute_loss(coordinates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -91,8 +93,15 @@ class StyleAEModule(ToolkitModule):
     Args:
         generator: generator file (rosinality ``.pt``, NVlabs ``.pkl``, ...).
         attribute_names: the attributes, in code order; the data's label columns must match.
-        label_ranges: ``(low, high)`` per attribute (default ``(0, 1)``; e.g. ``(0, 100)`` for an age in years).
-        n_layers, hidden_dim, prelu_init: the autoencoder (:class:`StyleAE`).
+        label_ranges: ``(low, high)`` per attribute (e.g. ``(0, 100)`` for an age in years); without them the
+            ranges come from ``label_scaling``.
+        label_scaling: how labels map to [−1, 1] (:func:`~stylegan_lightning.styleae.model.fit_label_ranges`,
+            at the start of fit over all the DataModule's pairs): ``"auto"`` (default: ``label_ranges`` when given,
+            else ``(0, 1)`` for labels inside [0, 1] and the data's min–max for the others, e.g. age, yaw, pitch),
+            ``"data"`` (min–max over the data for every attribute, the reference) or ``"ranges"``
+            (``label_ranges``, default ``(0, 1)``, never the data).
+        n_layers, hidden_dim, prelu_init, bias_init: the autoencoder (:class:`StyleAE`; ``bias_init`` ``"uniform"``
+            is the reference's PyTorch default, ``"zeros"`` the alternative).
         attribute_lambda: λ_a.
         pixel_tolerance, tolerance_lambda: τ and the weight of the hinge term.
         loss_resolution: compare images at this size (``None``: the generator's).
@@ -115,9 +124,11 @@ class StyleAEModule(ToolkitModule):
         generator: str,
         attribute_names: list[str],
         label_ranges: list[list[float]] | None = None,
+        label_scaling: str = "auto",
         n_layers: int = 4,
         hidden_dim: int | None = None,
         prelu_init: float = 0.9,
+        bias_init: str = "uniform",
         attribute_lambda: float = 0.3,
         pixel_tolerance: float = 0.04,
         tolerance_lambda: float = 1.0,
@@ -138,8 +149,12 @@ class StyleAEModule(ToolkitModule):
         if not 0 <= attribute_lambda <= 1:
             raise ValueError(f"attribute_lambda must be in [0, 1], got {attribute_lambda}")
         self.generator = FrozenGenerator.from_file(generator)
+        if label_scaling not in LABEL_SCALINGS:
+            raise ValueError(f"label_scaling must be one of {LABEL_SCALINGS}, got {label_scaling!r}")
+        if label_scaling == "data" and label_ranges is not None:
+            raise ValueError("label_scaling 'data' takes the ranges from the data; give no label_ranges with it")
         self.model = StyleAE(self.generator.style_dim, attribute_names, hidden_dim, n_layers, label_ranges,
-                             prelu_init)
+                             prelu_init, bias_init)
         self.classifier = load_attribute_classifier(classifier) if classifier else None
         if self.classifier is not None:
             self.classifier.requires_grad_(False)
@@ -182,6 +197,19 @@ class StyleAEModule(ToolkitModule):
         for name, direction in fitted.items():
             self._set_direction(name, direction)
 
+    def scale_labels(self, datamodule: Any) -> None:
+        """Set the model's label ranges from ``label_scaling`` over all of ``datamodule.data``'s labels (nothing
+        to do for ``"ranges"`` or given ``label_ranges``; the same data gives the same ranges on a resumed fit)."""
+        hp = self.hparams
+        if hp.label_scaling == "ranges" or hp.label_ranges is not None:
+            return
+        data = getattr(datamodule, "data", None)
+        labels = getattr(data, "labels", None)
+        if labels is None:
+            raise ValueError(f"label_scaling {hp.label_scaling!r} scales the labels over the data, but the "
+                             "DataModule has no .data.labels; use LatentAttributeDataModule or give label_ranges")
+        self.model.set_label_ranges(fit_label_ranges(labels, hp.label_scaling, None, self.model.attribute_names))
+
     # ------------------------------------------------------------------ losses
     def losses(self, w: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """:func:`styleae_losses` with the module's weights."""
@@ -199,6 +227,7 @@ class StyleAEModule(ToolkitModule):
         if names is not None and list(names) != self.model.attribute_names:
             raise ValueError(f"the data's label columns {list(names)} differ from the model's attribute_names "
                              f"{self.model.attribute_names}; list the same names in the same order")
+        self.scale_labels(datamodule)
         if self.classifier is not None and self.hparams.edit_codes > 0 and not bool(self.direction_known.all()):
             train = datamodule.train_dataset
             self.fit_missing_directions(train.w, train.labels)
