@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from stylegan_lightning.serialization import CheckpointError
-from stylegan_lightning.styleae import (DirectionEditor, StyleAE, StyleAEEditor, attribute_loss, comparison_rows,
-                                        evaluate_attribute_edits, fit_interfacegan_directions, load_styleae, pearson,
-                                        save_styleae, search_coordinate, styleae_losses, tolerance_loss)
+from stylegan_lightning.styleae import (REFERENCE_METRICS, DirectionEditor, StyleAE, StyleAEEditor, attribute_loss,
+                                        comparison_rows, evaluate_attribute_edits, evaluate_reference_protocol,
+                                        fit_interfacegan_directions, load_styleae, pearson, save_styleae,
+                                        search_coordinate, styleae_losses, tolerance_loss)
 from stylegan_lightning.styleae.model import fit_label_ranges
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -248,6 +249,61 @@ def test_edit_comparison_measures_disentanglement_exactly(toy):
     assert torch.allclose(scores, torch.full((5,), 0.9), atol=0.01)
     with pytest.raises(ValueError, match="margin"):
         evaluate_attribute_edits(codes, generator, probe, [clean], margin=0.6)
+
+
+class ShiftedJudge(LinearProbe):
+    """A second classifier, outputs in another order, that calls "b" present only above w_b = 1.2 (the labeller:
+    above 0), so it disagrees with the labeller on edits that stop at the labeller's target."""
+
+    attribute_names = ["c", "b", "a"]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        p = super().predict(images)
+        w_b = torch.logit(p[:, 1].clamp(1e-6, 1 - 1e-6)) / 2.5
+        return torch.stack([p[:, 2], torch.sigmoid(2.5 * (w_b - 1.2)), p[:, 0]], 1)
+
+
+def test_reference_protocol_searches_with_the_labeller_and_counts_with_the_judge(toy):
+    """The search aims the labeller's score at 0.91 (w_b = logit(0.91) / 2.5 = 0.93 going up); the judge, which
+    calls b present only above 1.2, then fails every upward edit and passes every downward one: success is the
+    share of codes the labeller sees with b (exactly), and the other attributes are compared on those codes only."""
+    generator, probe, w, _ = toy
+    model = StyleAE(8, ["a", "b", "c"], n_layers=1, bias_init="zeros")
+    with torch.no_grad():
+        model.encoder[0].weight.copy_(torch.eye(8))
+        model.decoder[0].weight.copy_(torch.eye(8))
+    from stylegan_lightning.editing import Direction
+
+    axes = {name: torch.eye(8)[i] for i, name in enumerate("abc")}
+    clean = DirectionEditor({n: Direction(v) for n, v in axes.items()}, limit=4.0)
+    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()}, limit=6.0)
+    mixed.name = "mixed"
+    editors = [StyleAEEditor(model, span=(0.0, 2.0)), clean, mixed]
+    codes, judge = w[:40], ShiftedJudge(generator)
+    results = evaluate_reference_protocol(codes, generator, probe, judge, editors, candidates=201)
+    has_b = float((codes[:, 1] >= 0).float().mean())
+    for name in ("styleae", "interfacegan", "mixed"):
+        assert results["b"][name]["success"] == pytest.approx(has_b)
+        assert results["b"][name]["common"] == round(has_b * 40)
+        assert results["a"][name]["success"] == 1.0 and results["a"][name]["common"] == 40
+        assert math.isfinite(results["a"][name]["psnr"]) and "identity" not in results["a"][name]
+    for attribute in "abc":
+        for name in ("styleae", "interfacegan"):
+            assert results[attribute][name]["other_l2"] < 1e-3
+        assert results[attribute]["mixed"]["other_l2"] > 0.5 and results[attribute]["mixed"]["other_change"] > 0.05
+    # the other-attribute L2 is the norm over (common codes x other attributes) of the judge's changes
+    assert results["a"]["mixed"]["other_l2"] >= results["a"]["mixed"]["other_change"] * math.sqrt(40 * 2) * 0.99
+    up = evaluate_reference_protocol(codes, generator, probe, judge, editors, ["b"], direction="up", candidates=201)
+    # going up for every code: the StyleAE span sets b to 0.93 and always fails; a direction path starts at the
+    # code, so codes already above the judge's 1.2 stay there and pass. No code passes with all: nothing to compare
+    assert up["b"]["styleae"]["success"] == 0.0
+    assert up["b"]["interfacegan"]["success"] == pytest.approx(float((codes[:, 1] > 1.2).float().mean()))
+    assert all(m["common"] == 0 and math.isnan(m["other_l2"]) for m in up["b"].values())
+    assert comparison_rows(up, REFERENCE_METRICS)[0][2:] == [0.0, 0, "-", "-", "-", "-"]
+    with pytest.raises(ValueError, match="other than the labeller"):
+        evaluate_reference_protocol(codes, generator, probe, probe, editors)
+    with pytest.raises(ValueError, match="target"):
+        evaluate_reference_protocol(codes, generator, probe, judge, editors, target=0.3)
 
 
 def test_training_disentangles_attributes_better_than_chance(toy):

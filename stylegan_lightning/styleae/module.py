@@ -12,8 +12,9 @@ DataModule's imputation are left out) and τ the pixel tolerance
 
 Validation (held-out codes): ``val/recon/w_mse`` and ``val/recon/image_mse`` of ``D(E(w))``, per attribute
 ``val/attr/<name>/corr`` (Pearson correlation of the coordinate with the label) and ``val/attr/<name>/mse``; with an
-attribute ``classifier``, the edit comparison of :func:`~stylegan_lightning.styleae.evaluate_attribute_edits` for
-StyleAE and for InterFaceGAN directions side by side: ``val/edit/<editor>/<attribute>/<metric>`` and
+attribute ``classifier``, the edit comparison of StyleAE and InterFaceGAN directions side by side -- the
+reference protocol (:func:`~stylegan_lightning.styleae.evaluate_reference_protocol`) when a separate ``judge``
+classifier is given, else the step protocol (:func:`~stylegan_lightning.styleae.evaluate_attribute_edits`): ``val/edit/<editor>/<attribute>/<metric>`` and
 ``val/edit/<editor>/<metric>`` (mean over attributes). InterFaceGAN directions come from ``directions`` files or,
 without them, are fitted (linear SVM, InterFaceGAN's recipe) on the training codes and labels at the start of
 fit, and are kept in the checkpoint.
@@ -36,8 +37,8 @@ from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
 from ..utils.images import resize_images
 from .checkpoints import save_styleae
-from .evaluation import (DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
-                         evaluate_attribute_edits, fit_interfacegan_directions)
+from .evaluation import (METRICS, REFERENCE_METRICS, DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
+                         evaluate_attribute_edits, evaluate_reference_protocol, fit_interfacegan_directions)
 from .model import LABEL_SCALINGS, StyleAE, fit_label_ranges
 
 
@@ -107,7 +108,11 @@ class StyleAEModule(ToolkitModule):
         loss_resolution: compare images at this size (``None``: the generator's).
         lr: Adam learning rate.
         classifier: an attribute classifier file, for the edit comparison in validation / test (its output names
-            must include the edited attributes). ``None``: no edit comparison.
+            must include the edited attributes; normally the one that labelled the pairs). ``None``: no edit
+            comparison.
+        judge: a second attribute classifier file (not ``classifier``): the comparison then follows the reference
+            protocol, searching each path for ``classifier``'s ``edit_target`` (``edit_candidates`` points) and
+            counting success with the judge. ``None``: the step protocol with ``classifier`` alone.
         directions: InterFaceGAN direction files ``{attribute: file}`` for the comparison; attributes without one
             get a direction fitted on the training data.
         edit_codes: held-out codes edited in each comparison (0: no comparison in validation, e.g. when the
@@ -140,6 +145,9 @@ class StyleAEModule(ToolkitModule):
         edit_margin: float = 0.25,
         edit_steps: int = 8,
         edit_limit: float = 3.0,
+        judge: str | None = None,
+        edit_target: float = 0.91,
+        edit_candidates: int = 20,
         id_backend: str = "arcface",
         weights: dict[str, str] | None = None,
         export_path: str | None = None,
@@ -162,6 +170,17 @@ class StyleAEModule(ToolkitModule):
             if missing:
                 raise ValueError(f"the classifier '{classifier}' has no output(s) {missing} (it has "
                                  f"{self.classifier.attribute_names})")
+        self.judge = None
+        if judge:
+            if self.classifier is None:
+                raise ValueError("judge is the reference protocol's second classifier; give classifier too")
+            if Path(judge).expanduser().resolve() == Path(classifier).expanduser().resolve():
+                raise ValueError(f"judge '{judge}' is the labelling classifier; the reference protocol needs another")
+            self.judge = load_attribute_classifier(judge)
+            self.judge.requires_grad_(False)
+            missing = [a for a in attribute_names if a not in binary_outputs(self.judge)]
+            if missing:
+                raise ValueError(f"the judge '{judge}' has no binary output(s) {missing}")
         k, dim = len(attribute_names), self.generator.style_dim
         self.register_buffer("direction_vectors", torch.zeros(k, dim))
         self.register_buffer("direction_known", torch.zeros(k, dtype=torch.bool))
@@ -274,22 +293,27 @@ class StyleAEModule(ToolkitModule):
         return {key: value[keep] for key, value in outputs.items()}
 
     def edit_comparison(self, w: torch.Tensor) -> dict[str, dict[str, dict[str, float]]]:
-        """:func:`evaluate_attribute_edits` of StyleAE and (where known) InterFaceGAN on codes ``w``."""
+        """The comparison of StyleAE and (where known) InterFaceGAN on codes ``w``: the reference protocol with a
+        ``judge``, else the step protocol."""
         hp = self.hparams
         editors: list = [StyleAEEditor(self.model, hp.edit_limit)]
         directions = self.interfacegan_directions()
         if len(directions) == self.model.n_attributes:
             editors.append(DirectionEditor(directions, hp.edit_limit))
-        return evaluate_attribute_edits(w, self.generator, self.classifier, editors,
-                                        binary_outputs(self.classifier, self.model.attribute_names), hp.edit_margin,
+        attributes = binary_outputs(self.classifier, self.model.attribute_names)
+        if self.judge is not None:
+            return evaluate_reference_protocol(w, self.generator, self.classifier, self.judge, editors, attributes,
+                                               hp.edit_target, "flip", hp.edit_candidates, identity=self.identity)
+        return evaluate_attribute_edits(w, self.generator, self.classifier, editors, attributes, hp.edit_margin,
                                         hp.edit_steps, self.identity)
 
     def _edit_comparison(self, w: torch.Tensor, split: str) -> dict[str, float]:
         results = self.edit_comparison(w)
+        metrics_of = REFERENCE_METRICS if self.judge is not None else METRICS
         logs = {f"{split}/edit/{editor}/{attribute}/{metric}": value for attribute, by_editor in results.items()
                 for editor, metrics in by_editor.items() for metric, value in metrics.items()}
-        logs.update({f"{split}/edit/{editor}/{metric}": value for editor, means in editor_means(results).items()
-                     for metric, value in means.items()})
+        logs.update({f"{split}/edit/{editor}/{metric}": value
+                     for editor, means in editor_means(results, metrics_of).items() for metric, value in means.items()})
         return logs
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
