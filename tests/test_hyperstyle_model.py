@@ -299,3 +299,43 @@ def test_stored_options_asking_for_other_networks_are_refused_before_building(mo
     with pytest.raises(CheckpointError, match="forged.pt"):
         load_hyperstyle(tmp_path / "forged.pt")
     assert not [m for m in allocated if isinstance(m, HyperNetwork)]
+
+
+def test_resnet34_initialisation_fills_the_body_as_the_official_model(parts, tmp_path):
+    """A torchvision ResNet-34 state dict file (random values stand in for the ImageNet file, same names and
+    shapes): every body tensor is copied, the 6-channel stem stays new (official) unless ``stem=True``; another
+    network's file is refused."""
+    from torchvision.models import resnet18, resnet34
+
+    from stylegan_lightning.hyperstyle import init_from_resnet34
+
+    torch.manual_seed(11)
+    source = resnet34(weights=None)  # its own random draw: differs from the hypernetwork's everywhere
+    with torch.no_grad():
+        source.bn1.weight.uniform_(0.5, 1.5)
+        source.bn1.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "resnet34.pth"
+    torch.save(source.state_dict(), path)
+    state = source.state_dict()
+    hypernet = make_model(parts).hypernet
+    before = {k: v.clone() for k, v in hypernet.state_dict().items()}
+    init_from_resnet34(hypernet, path)
+    after = hypernet.state_dict()
+    blocks = [f"layer{stage}.{j}." for stage, count in enumerate((3, 4, 6, 3), start=1) for j in range(count)]
+    copied = 0
+    for index, prefix in enumerate(blocks):
+        for key, value in state.items():
+            if key.startswith(prefix):
+                assert torch.equal(after[f"body.{index}.{key[len(prefix):]}"], value), key
+                copied += 1
+    assert copied == len([k for k in after if k.startswith("body.")])
+    assert torch.equal(after["conv1.weight"], before["conv1.weight"]) and torch.equal(after["bn1.weight"],
+                                                                                      before["bn1.weight"])
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("refinement_blocks."))
+    with_stem = init_from_resnet34(hypernet, path, stem=True).state_dict()
+    assert torch.equal(with_stem["conv1.weight"][:, :3], state["conv1.weight"])
+    assert torch.equal(with_stem["conv1.weight"][:, 3:], before["conv1.weight"][:, 3:])
+    assert torch.equal(with_stem["bn1.running_var"], state["bn1.running_var"])
+    torch.save(resnet18(weights=None).state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(CheckpointError, match="not a torchvision ResNet-34"):
+        init_from_resnet34(hypernet, tmp_path / "resnet18.pth")

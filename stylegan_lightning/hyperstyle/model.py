@@ -216,9 +216,10 @@ class HyperStyle(nn.Module):
 def build_hyperstyle(w_encoder: LatentEncoder, generator: FrozenGenerator | Generator,
                      layers_to_tune: str | Sequence[int] | None = None, n_iters: int = 5, input_size: int = 256,
                      zero_init: bool = False, shared_layers: Sequence[int] | None = None,
-                     resnet34_weights=None) -> HyperStyle:
+                     resnet34_weights=None, resnet34_stem: bool = False) -> HyperStyle:
     """A new HyperStyle over a (trained) W-encoder and a generator: hypernetwork with random weights (or the
-    user-supplied torchvision ResNet-34 ``resnet34_weights`` in its stem and body)."""
+    user-supplied torchvision ResNet-34 ``resnet34_weights`` in its body, the official initialisation, and with
+    ``resnet34_stem`` in its stem too)."""
     if isinstance(generator, Generator):
         generator = FrozenGenerator(generator)
     hypernet = HyperNetwork(generator.weight_slot_shapes(), layers_to_tune, input_nc=2 * w_encoder.input_nc,
@@ -226,7 +227,7 @@ def build_hyperstyle(w_encoder: LatentEncoder, generator: FrozenGenerator | Gene
     if resnet34_weights is not None:
         from .hypernet import init_from_resnet34
 
-        init_from_resnet34(hypernet, resnet34_weights)
+        init_from_resnet34(hypernet, resnet34_weights, stem=resnet34_stem)
     return HyperStyle(hypernet, generator, w_encoder, n_iters)
 
 
