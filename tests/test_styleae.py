@@ -218,19 +218,27 @@ def test_files_round_trip_and_bad_files_are_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- comparison
-def test_edit_comparison_measures_disentanglement_exactly(toy):
-    """An identity StyleAE moves exactly one attribute; a direction that mixes two attributes moves both."""
-    generator, probe, w, _ = toy
+def _exact_editors(mixed_limit: float = 3.0) -> tuple[StyleAE, DirectionEditor, DirectionEditor]:
+    """An identity StyleAE (each attribute is one coordinate of w), InterFaceGAN along the true axes, and a
+    "mixed" direction editor whose normal for each attribute also moves another one."""
+    from stylegan_lightning.editing import Direction
+
     model = StyleAE(8, ["a", "b", "c"], n_layers=1, bias_init="zeros")
     with torch.no_grad():
         model.encoder[0].weight.copy_(torch.eye(8))
         model.decoder[0].weight.copy_(torch.eye(8))
     axes = {name: torch.eye(8)[i] for i, name in enumerate("abc")}
-    from stylegan_lightning.editing import Direction
-
     clean = DirectionEditor({n: Direction(v) for n, v in axes.items()}, limit=4.0)
-    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()})
+    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()},
+                            limit=mixed_limit)
     mixed.name = "mixed"
+    return model, clean, mixed
+
+
+def test_edit_comparison_measures_disentanglement_exactly(toy):
+    """An identity StyleAE moves exactly one attribute; a direction that mixes two attributes moves both."""
+    generator, probe, w, _ = toy
+    model, clean, mixed = _exact_editors()
     codes = w[:40]
     results = evaluate_attribute_edits(codes, generator, probe, [StyleAEEditor(model, limit=4.0), clean, mixed],
                                        margin=0.3, steps=16)
@@ -268,16 +276,7 @@ def test_reference_protocol_searches_with_the_labeller_and_counts_with_the_judge
     calls b present only above 1.2, then fails every upward edit and passes every downward one: success is the
     share of codes the labeller sees with b (exactly), and the other attributes are compared on those codes only."""
     generator, probe, w, _ = toy
-    model = StyleAE(8, ["a", "b", "c"], n_layers=1, bias_init="zeros")
-    with torch.no_grad():
-        model.encoder[0].weight.copy_(torch.eye(8))
-        model.decoder[0].weight.copy_(torch.eye(8))
-    from stylegan_lightning.editing import Direction
-
-    axes = {name: torch.eye(8)[i] for i, name in enumerate("abc")}
-    clean = DirectionEditor({n: Direction(v) for n, v in axes.items()}, limit=4.0)
-    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()}, limit=6.0)
-    mixed.name = "mixed"
+    model, clean, mixed = _exact_editors(mixed_limit=6.0)
     editors = [StyleAEEditor(model, span=(0.0, 2.0)), clean, mixed]
     codes, judge = w[:40], ShiftedJudge(generator)
     results = evaluate_reference_protocol(codes, generator, probe, judge, editors, candidates=201)
