@@ -124,11 +124,11 @@ $(DEMO_PAIRS): | $(STAMP)
 	$(BIN)/stylegan-lightning label-latents --generator $(DEMO_GENERATOR) --classifier $(DEMO_CLASSIFIER) \
 		--n 4000 --out $@
 
-demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE on classifier-labelled prior codes, then StyleAE vs InterFaceGAN (~14 min)
+demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE on classifier-labelled prior codes, then StyleAE vs InterFaceGAN (~22 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
 	$(MAKE) compare-styleae DEMO_STYLEAE=outputs/demo/styleae-64.pt
 
-compare-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE vs InterFaceGAN, reference protocol (judge) and step protocol (~4 min)
+compare-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE vs InterFaceGAN, reference protocol (judge; ~10 min on 2 busy cores) and step protocol
 	$(BIN)/stylegan-lightning compare-edits --styleae $(DEMO_STYLEAE) --generator $(DEMO_GENERATOR) \
 		--classifier $(DEMO_CLASSIFIER) --judge $(DEMO_JUDGE) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 \
 		$(DEMO_IDENTITY) --csv outputs/demo/styleae-table.csv

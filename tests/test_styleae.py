@@ -298,7 +298,7 @@ def test_reference_protocol_searches_with_the_labeller_and_counts_with_the_judge
     assert up["b"]["styleae"]["success"] == 0.0
     assert up["b"]["interfacegan"]["success"] == pytest.approx(float((codes[:, 1] > 1.2).float().mean()))
     assert all(m["common"] == 0 and math.isnan(m["other_l2"]) for m in up["b"].values())
-    assert comparison_rows(up, REFERENCE_METRICS)[0][2:] == [0.0, 0, "-", "-", "-", "-"]
+    assert comparison_rows(up, REFERENCE_METRICS)[0][2:] == [0.0, 0.0, "-", "-", "-", "-"]
     with pytest.raises(ValueError, match="other than the labeller"):
         evaluate_reference_protocol(codes, generator, probe, probe, editors)
     with pytest.raises(ValueError, match="target"):

@@ -430,7 +430,7 @@ REFERENCE_HEADER = ["attribute", "editor", "success (judge)", "all succeed", "ot
 def _cell(metrics: Mapping[str, float], key: str) -> float | str:
     if key not in metrics or metrics[key] != metrics[key]:
         return "-"
-    return int(metrics[key]) if key == "common" else round(metrics[key], 3)
+    return round(metrics[key], 1 if key == "common" else 3)  # common: a count (its mean over attributes)
 
 
 __all__ = ["AttributeEditor", "COMPARISON_HEADER", "DIRECTIONS", "DirectionEditor", "METRICS", "REFERENCE_HEADER",
