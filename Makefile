@@ -18,6 +18,7 @@ DEMO_W_ENCODER = data/demo/w-encoder-64.pt
 DEMO_GRADSTYLE = data/demo/gradstyle-64.ckpt
 DEMO_HYPERSTYLE = outputs/demo/hyperstyle-64.pt
 DEMO_CLASSIFIER = data/demo/classifier.pt
+DEMO_JUDGE = data/demo/judge.pt
 DEMO_STYLEAE = data/demo/styleae-64.pt
 DEMO_PAIRS = outputs/demo/styleae-pairs.pt
 DEMO_ALIGN = --align --framing utkface-64
@@ -27,8 +28,8 @@ DEMO_ID_METRIC = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet 
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: env test demo demo-sample demo-methods bench bench-codec bench-codec-interop demo-encoder demo-gradstyle \
-	demo-hyperstyle demo-styleae demo-train demo-ship train-stylegan train-prior prior-warm prior-gan prior-ship \
-	train-prior-cpu clean-env cuda-build-check gpu-check
+	demo-hyperstyle demo-styleae compare-styleae demo-train demo-ship train-stylegan train-prior prior-warm prior-gan \
+	prior-ship train-prior-cpu clean-env cuda-build-check gpu-check
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
@@ -128,14 +129,21 @@ $(DEMO_PAIRS): | $(STAMP)
 	$(BIN)/stylegan-lightning label-latents --generator $(DEMO_GENERATOR) --classifier $(DEMO_CLASSIFIER) \
 		--n 4000 --out $@
 
-demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE on classifier-labelled prior codes, then StyleAE vs InterFaceGAN (~10 min)
+demo-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE on classifier-labelled prior codes, then StyleAE vs InterFaceGAN (~22 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
-	$(BIN)/stylegan-lightning compare-edits --styleae outputs/demo/styleae-64.pt --generator $(DEMO_GENERATOR) \
-		--classifier $(DEMO_CLASSIFIER) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 --steps 6 $(DEMO_IDENTITY) \
-		--csv outputs/demo/styleae-table.csv
+	$(MAKE) compare-styleae DEMO_STYLEAE=outputs/demo/styleae-64.pt
+
+compare-styleae: $(STAMP) $(DEMO_PAIRS)  ## CPU: StyleAE vs InterFaceGAN, reference protocol (judge; ~10 min on 2 busy cores) and step protocol
+	$(BIN)/stylegan-lightning compare-edits --styleae $(DEMO_STYLEAE) --generator $(DEMO_GENERATOR) \
+		--classifier $(DEMO_CLASSIFIER) --judge $(DEMO_JUDGE) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 \
+		$(DEMO_IDENTITY) --csv outputs/demo/styleae-table.csv
+	$(BIN)/stylegan-lightning compare-edits --protocol steps --styleae $(DEMO_STYLEAE) --generator $(DEMO_GENERATOR) \
+		--classifier $(DEMO_CLASSIFIER) --fit-latents $(DEMO_PAIRS) --latents $(DEMO_PAIRS) --n 64 --steps 6 \
+		$(DEMO_IDENTITY) --csv outputs/demo/styleae-table-steps.csv
 
 DEMO_TRAINED = codec:outputs/demo/codec.pt:codec.pt encoder:outputs/demo/e4e-64.pt:e4e-64.pt \
 	w_encoder:outputs/demo/w-encoder-64.pt:w-encoder-64.pt classifier:outputs/demo/classifier.pt:classifier.pt \
+	classifier:outputs/demo/judge.pt:judge.pt \
 	gradstyle:outputs/demo/gradstyle/checkpoints/last.ckpt:gradstyle-64.ckpt styleae:outputs/demo/styleae-64.pt:styleae-64.pt
 demo_ship_one = $(BIN)/stylegan-lightning ship $(word 2,$(subst :, ,$(1))) data/demo/$(word 3,$(subst :, ,$(1)))
 
@@ -148,6 +156,8 @@ demo-train: $(STAMP)  ## CPU: train every shipped demo model in order, shipping 
 	$(call demo_ship_one,w_encoder:outputs/demo/w-encoder-64.pt:w-encoder-64.pt)
 	$(BIN)/stylegan-lightning fit --config configs/demo/classifier.yaml
 	$(call demo_ship_one,classifier:outputs/demo/classifier.pt:classifier.pt)
+	$(BIN)/stylegan-lightning fit --config configs/demo/judge.yaml
+	$(call demo_ship_one,classifier:outputs/demo/judge.pt:judge.pt)
 	rm -f $(DEMO_PAIRS) && $(MAKE) $(DEMO_PAIRS)
 	$(BIN)/stylegan-lightning fit --config configs/demo/styleae.yaml
 

@@ -81,7 +81,9 @@ def _load_hyperstyle(checkpoint: str, generator: str | None, w_encoder: str | No
         return model
     from .hyperstyle import load_hyperstyle
 
-    return load_hyperstyle(checkpoint, w_encoder=w_encoder, generator=generator, n_iters=n_iters)
+    model = load_hyperstyle(checkpoint, w_encoder=w_encoder, generator=generator, n_iters=n_iters)
+    model.require_w_encoder()  # the tools invert images: say now, before any output, if its W-encoder is missing
+    return model
 
 
 register_inversion_method("hyperstyle", _load_hyperstyle)

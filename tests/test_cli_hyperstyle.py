@@ -138,7 +138,9 @@ def test_w_encoder_option(tmp_path, hyperstyle_files, capsys):
     torch.save({**raw, "opts": {**raw["opts"], "w_encoder_checkpoint_path": str(missing)}}, moved)
     base[4] = str(moved)
     assert main([*base, "--out", str(tmp_path / "b")]) == 2
-    assert "faces_w_encoder.pt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "faces_w_encoder.pt" in err and "initial W code" in err
+    assert not (tmp_path / "b").exists()
     assert main([*base, "--w-encoder", w_encoder, "--out", str(tmp_path / "c")]) == 0
     _, images = read_images(SAMPLES / "00002.jpg", 32)
     with torch.no_grad():

@@ -233,12 +233,46 @@ def test_save_load_round_trip(model, parts, tmp_path):
         load_hyperstyle(tmp_path / "broken.pt")
 
 
-def test_missing_w_encoder_file(model, tmp_path):
+def test_hypernetwork_loads_without_its_w_encoder_and_only_inversion_needs_it(model, parts, tmp_path):
+    """The W-encoder file named in opts is absent: the hypernetwork still loads (same outputs), saves and
+    converts; inverting images is one CheckpointError naming the file and its role; attaching an encoder later
+    gives the same inversion as the original model. An explicitly passed missing file is refused at load."""
+    images = parts[2]
     missing = tmp_path / "faces_w_encoder.pt"
     path = save_hyperstyle(tmp_path / "hyperstyle.pt", model, opts={"w_encoder_checkpoint_path": str(missing)})
+    alone = load_hyperstyle(path)
+    assert alone.w_encoder is None and torch.equal(alone.latent_avg, model.w_encoder.latent_avg)
+    with torch.no_grad():
+        x6 = torch.cat([images, images.flip(0)], 1)
+        for a, b in zip(model.hypernet(x6), alone.hypernet(x6)):
+            assert (a is None and b is None) or torch.equal(a, b)
+        w_plus = model.invert(images)[0]
+        # refinement from given codes needs no encoder
+        assert torch.equal(alone.run(images, w_plus=w_plus).reconstruction,
+                           model.run(images, w_plus=w_plus).reconstruction)
     with pytest.raises(CheckpointError, match="faces_w_encoder.pt") as info:
-        load_hyperstyle(path)
-    assert "W-encoder" in str(info.value)
+        alone.invert(images)
+    message = str(info.value)
+    assert "\n" not in message and "W-encoder" in message and "initial W code" in message
+    # converting / re-saving the hypernetwork alone keeps every tensor
+    again = load_hyperstyle(save_hyperstyle(tmp_path / "converted.pt", alone))
+    assert all(torch.equal(a, b) for a, b in zip(alone.hypernet.state_dict().values(),
+                                                 again.hypernet.state_dict().values()))
+    # no path in opts at all: loads too, and says so when asked to invert
+    raw = torch.load(path, weights_only=True)
+    raw["opts"].pop("w_encoder_checkpoint_path")
+    torch.save(raw, tmp_path / "no_path.pt")
+    with pytest.raises(CheckpointError, match="names no W-encoder"):
+        load_hyperstyle(tmp_path / "no_path.pt").invert(images)
+    # pairing with a W-encoder file later: the inversion of the original model
+    from stylegan_lightning.hyperstyle import attach_w_encoder
+
+    save_hyperstyle(tmp_path / "with.pt", model, w_encoder_path=tmp_path / "w_encoder.pt")
+    attach_w_encoder(alone, tmp_path / "w_encoder.pt")
+    with torch.no_grad():
+        w_a, y_a = alone.invert(images)
+        w_b, y_b = model.invert(images)
+    assert torch.equal(w_a, w_b) and torch.equal(y_a, y_b)
     with pytest.raises(CheckpointError, match="other.pt"):
         load_hyperstyle(path, w_encoder=tmp_path / "other.pt")
 
@@ -265,3 +299,43 @@ def test_stored_options_asking_for_other_networks_are_refused_before_building(mo
     with pytest.raises(CheckpointError, match="forged.pt"):
         load_hyperstyle(tmp_path / "forged.pt")
     assert not [m for m in allocated if isinstance(m, HyperNetwork)]
+
+
+def test_resnet34_initialisation_fills_the_body_as_the_official_model(parts, tmp_path):
+    """A torchvision ResNet-34 state dict file (random values stand in for the ImageNet file, same names and
+    shapes): every body tensor is copied, the 6-channel stem stays new (official) unless ``stem=True``; another
+    network's file is refused."""
+    from torchvision.models import resnet18, resnet34
+
+    from stylegan_lightning.hyperstyle import init_from_resnet34
+
+    torch.manual_seed(11)
+    source = resnet34(weights=None)  # its own random draw: differs from the hypernetwork's everywhere
+    with torch.no_grad():
+        source.bn1.weight.uniform_(0.5, 1.5)
+        source.bn1.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "resnet34.pth"
+    torch.save(source.state_dict(), path)
+    state = source.state_dict()
+    hypernet = make_model(parts).hypernet
+    before = {k: v.clone() for k, v in hypernet.state_dict().items()}
+    init_from_resnet34(hypernet, path)
+    after = hypernet.state_dict()
+    blocks = [f"layer{stage}.{j}." for stage, count in enumerate((3, 4, 6, 3), start=1) for j in range(count)]
+    copied = 0
+    for index, prefix in enumerate(blocks):
+        for key, value in state.items():
+            if key.startswith(prefix):
+                assert torch.equal(after[f"body.{index}.{key[len(prefix):]}"], value), key
+                copied += 1
+    assert copied == len([k for k in after if k.startswith("body.")])
+    assert torch.equal(after["conv1.weight"], before["conv1.weight"]) and torch.equal(after["bn1.weight"],
+                                                                                      before["bn1.weight"])
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("refinement_blocks."))
+    with_stem = init_from_resnet34(hypernet, path, stem=True).state_dict()
+    assert torch.equal(with_stem["conv1.weight"][:, :3], state["conv1.weight"])
+    assert torch.equal(with_stem["conv1.weight"][:, 3:], before["conv1.weight"][:, 3:])
+    assert torch.equal(with_stem["bn1.running_var"], state["bn1.running_var"])
+    torch.save(resnet18(weights=None).state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(CheckpointError, match="not a torchvision ResNet-34"):
+        init_from_resnet34(hypernet, tmp_path / "resnet18.pth")

@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from stylegan_lightning.serialization import CheckpointError
-from stylegan_lightning.styleae import (DirectionEditor, StyleAE, StyleAEEditor, attribute_loss, comparison_rows,
-                                        evaluate_attribute_edits, fit_interfacegan_directions, load_styleae, pearson,
-                                        save_styleae, search_coordinate, styleae_losses, tolerance_loss)
+from stylegan_lightning.styleae import (REFERENCE_METRICS, DirectionEditor, StyleAE, StyleAEEditor, attribute_loss,
+                                        comparison_rows, evaluate_attribute_edits, evaluate_reference_protocol,
+                                        fit_interfacegan_directions, load_styleae, pearson, save_styleae,
+                                        search_coordinate, styleae_losses, tolerance_loss)
+from stylegan_lightning.styleae.model import fit_label_ranges
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -62,7 +64,6 @@ def test_architecture_is_the_reference_autoencoder():
     assert [tuple(m.weight.shape) for m in decoder] == [(6, 8), (6, 6), (6, 6), (8, 6)]
     for layer, mirror in zip(decoder, reversed(linears)):  # initialised from the encoder's transposes
         assert torch.equal(layer.weight, mirror.weight.t()) and layer.weight is not mirror.weight
-        assert torch.count_nonzero(layer.bias) == 0
     assert all(float(p.weight.detach()) == pytest.approx(1 / 0.9) for p in model.decoder if isinstance(p, nn.PReLU))
     three = StyleAE(8, ["smile"], n_layers=3)  # the paper's "three fully connected layers" variant
     assert sum(isinstance(m, nn.Linear) for m in three.encoder) == 3
@@ -70,6 +71,53 @@ def test_architecture_is_the_reference_autoencoder():
         StyleAE(8, ["a", "a"])
     with pytest.raises(ValueError, match="low < high"):
         StyleAE(8, ["age"], label_ranges=[[5, 5]])
+
+
+def test_biases_start_as_the_reference_leaves_them():
+    """The reference re-initialises only the weights (Xavier-normal): every bias is nn.Linear's own draw, uniform
+    in ±1/sqrt(fan_in), encoder and decoder apart. ``bias_init="zeros"`` is the alternative."""
+    torch.manual_seed(7)
+    model = StyleAE(64, ["smile"], n_layers=4)
+    torch.manual_seed(7)
+    first = nn.Linear(64, 64)  # the same draw as the encoder's first layer
+    linears = [m for part in (model.encoder, model.decoder) for m in part if isinstance(m, nn.Linear)]
+    assert torch.equal(linears[0].bias, first.bias)
+    biases = torch.cat([m.bias.detach() for m in linears])
+    assert float(biases.abs().max()) <= 1 / 8 and len(biases) == 8 * 64
+    assert float(biases.std()) == pytest.approx(1 / 8 / math.sqrt(3), rel=0.15)  # U(-1/8, 1/8)
+    encoder_biases = {tuple(m.bias.tolist()) for m in linears[:4]}
+    assert not encoder_biases & {tuple(m.bias.tolist()) for m in linears[4:]}  # the decoder's are its own draws
+    zeros = StyleAE(64, ["smile"], n_layers=4, bias_init="zeros")
+    assert all(torch.count_nonzero(m.bias) == 0 for part in (zeros.encoder, zeros.decoder) for m in part
+               if isinstance(m, nn.Linear))
+    with pytest.raises(ValueError, match="bias_init"):
+        StyleAE(8, ["smile"], bias_init="normal")
+
+
+def test_label_ranges_are_min_max_over_the_data():
+    """Continuous labels (age, yaw) get the data's min and max (the reference's min-max scaling); labels inside
+    [0, 1] keep (0, 1) under "auto" and get their observed span under "data"; missing values are left out."""
+    nan = float("nan")
+    labels = torch.tensor([[0.2, 23.0, -30.5], [0.9, 71.0, 12.0], [nan, 40.0, nan], [0.4, nan, 44.5]])
+    names = ["smile", "age", "yaw"]
+    assert fit_label_ranges(labels, "auto", names=names) == [[0.0, 1.0], [23.0, 71.0], [-30.5, 44.5]]
+    data = fit_label_ranges(labels, "data", names=names)
+    assert sum(data, []) == pytest.approx([0.2, 0.9, 23.0, 71.0, -30.5, 44.5])
+    assert fit_label_ranges(labels, "ranges") == [[0.0, 1.0]] * 3
+    given = [[0, 1], [0, 100], [-90, 90]]
+    assert fit_label_ranges(labels, "auto", given) == given
+    with pytest.raises(ValueError, match="'age'.*two distinct"):
+        fit_label_ranges(torch.tensor([[0.5, 30.0], [0.1, 30.0]]), "data", names=["smile", "age"])
+    with pytest.raises(ValueError, match="no label_ranges"):
+        fit_label_ranges(labels, "data", given)
+    model = StyleAE(6, names)
+    model.set_label_ranges(fit_label_ranges(labels, "auto", names=names))
+    coordinates = model.to_coordinates(torch.tensor([[0.5, 23.0, -30.5], [0.5, 71.0, 44.5], [0.5, 47.0, 7.0]]))
+    assert torch.allclose(coordinates, torch.tensor([[0.0, -1.0, -1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    # the ranges travel in the state dict, and a loaded state brings its config along
+    other = StyleAE(6, names)
+    other.load_state_dict(model.state_dict())
+    assert other.config["label_ranges"] == [[0.0, 1.0], [23.0, 71.0], [-30.5, 44.5]]
 
 
 def _orthogonal_styleae() -> StyleAE:
@@ -170,19 +218,27 @@ def test_files_round_trip_and_bad_files_are_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- comparison
-def test_edit_comparison_measures_disentanglement_exactly(toy):
-    """An identity StyleAE moves exactly one attribute; a direction that mixes two attributes moves both."""
-    generator, probe, w, _ = toy
-    model = StyleAE(8, ["a", "b", "c"], n_layers=1)
+def _exact_editors(mixed_limit: float = 3.0) -> tuple[StyleAE, DirectionEditor, DirectionEditor]:
+    """An identity StyleAE (each attribute is one coordinate of w), InterFaceGAN along the true axes, and a
+    "mixed" direction editor whose normal for each attribute also moves another one."""
+    from stylegan_lightning.editing import Direction
+
+    model = StyleAE(8, ["a", "b", "c"], n_layers=1, bias_init="zeros")
     with torch.no_grad():
         model.encoder[0].weight.copy_(torch.eye(8))
         model.decoder[0].weight.copy_(torch.eye(8))
     axes = {name: torch.eye(8)[i] for i, name in enumerate("abc")}
-    from stylegan_lightning.editing import Direction
-
     clean = DirectionEditor({n: Direction(v) for n, v in axes.items()}, limit=4.0)
-    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()})
+    mixed = DirectionEditor({n: Direction(v + axes["c" if n != "c" else "a"]) for n, v in axes.items()},
+                            limit=mixed_limit)
     mixed.name = "mixed"
+    return model, clean, mixed
+
+
+def test_edit_comparison_measures_disentanglement_exactly(toy):
+    """An identity StyleAE moves exactly one attribute; a direction that mixes two attributes moves both."""
+    generator, probe, w, _ = toy
+    model, clean, mixed = _exact_editors()
     codes = w[:40]
     results = evaluate_attribute_edits(codes, generator, probe, [StyleAEEditor(model, limit=4.0), clean, mixed],
                                        margin=0.3, steps=16)
@@ -201,6 +257,52 @@ def test_edit_comparison_measures_disentanglement_exactly(toy):
     assert torch.allclose(scores, torch.full((5,), 0.9), atol=0.01)
     with pytest.raises(ValueError, match="margin"):
         evaluate_attribute_edits(codes, generator, probe, [clean], margin=0.6)
+
+
+class ShiftedJudge(LinearProbe):
+    """A second classifier, outputs in another order, that calls "b" present only above w_b = 1.2 (the labeller:
+    above 0), so it disagrees with the labeller on edits that stop at the labeller's target."""
+
+    attribute_names = ["c", "b", "a"]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        p = super().predict(images)
+        w_b = torch.logit(p[:, 1].clamp(1e-6, 1 - 1e-6)) / 2.5
+        return torch.stack([p[:, 2], torch.sigmoid(2.5 * (w_b - 1.2)), p[:, 0]], 1)
+
+
+def test_reference_protocol_searches_with_the_labeller_and_counts_with_the_judge(toy):
+    """The search aims the labeller's score at 0.91 (w_b = logit(0.91) / 2.5 = 0.93 going up); the judge, which
+    calls b present only above 1.2, then fails every upward edit and passes every downward one: success is the
+    share of codes the labeller sees with b (exactly), and the other attributes are compared on those codes only."""
+    generator, probe, w, _ = toy
+    model, clean, mixed = _exact_editors(mixed_limit=6.0)
+    editors = [StyleAEEditor(model, span=(0.0, 2.0)), clean, mixed]
+    codes, judge = w[:40], ShiftedJudge(generator)
+    results = evaluate_reference_protocol(codes, generator, probe, judge, editors, candidates=201)
+    has_b = float((codes[:, 1] >= 0).float().mean())
+    for name in ("styleae", "interfacegan", "mixed"):
+        assert results["b"][name]["success"] == pytest.approx(has_b)
+        assert results["b"][name]["common"] == round(has_b * 40)
+        assert results["a"][name]["success"] == 1.0 and results["a"][name]["common"] == 40
+        assert math.isfinite(results["a"][name]["psnr"]) and "identity" not in results["a"][name]
+    for attribute in "abc":
+        for name in ("styleae", "interfacegan"):
+            assert results[attribute][name]["other_l2"] < 1e-3
+        assert results[attribute]["mixed"]["other_l2"] > 0.5 and results[attribute]["mixed"]["other_change"] > 0.05
+    # the other-attribute L2 is the norm over (common codes x other attributes) of the judge's changes
+    assert results["a"]["mixed"]["other_l2"] >= results["a"]["mixed"]["other_change"] * math.sqrt(40 * 2) * 0.99
+    up = evaluate_reference_protocol(codes, generator, probe, judge, editors, ["b"], direction="up", candidates=201)
+    # going up for every code: the StyleAE span sets b to 0.93 and always fails; a direction path starts at the
+    # code, so codes already above the judge's 1.2 stay there and pass. No code passes with all: nothing to compare
+    assert up["b"]["styleae"]["success"] == 0.0
+    assert up["b"]["interfacegan"]["success"] == pytest.approx(float((codes[:, 1] > 1.2).float().mean()))
+    assert all(m["common"] == 0 and math.isnan(m["other_l2"]) for m in up["b"].values())
+    assert comparison_rows(up, REFERENCE_METRICS)[0][2:] == [0.0, 0.0, "-", "-", "-", "-"]
+    with pytest.raises(ValueError, match="other than the labeller"):
+        evaluate_reference_protocol(codes, generator, probe, probe, editors)
+    with pytest.raises(ValueError, match="target"):
+        evaluate_reference_protocol(codes, generator, probe, judge, editors, target=0.3)
 
 
 def test_training_disentangles_attributes_better_than_chance(toy):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
 import warnings
 from pathlib import Path
 
@@ -38,10 +40,13 @@ def files(tmp_path_factory):
         classifier.head.weight.mul_(scale[:, None])
         classifier.head.bias.copy_((classifier.head.bias - logits.mean(0)) * scale)
     classifier_path = export_classifier(classifier, root / "classifier.pt")
+    torch.manual_seed(5)  # a second, independently initialised classifier with the same attribute names
+    judge = export_classifier(AttributeClassifier(2, resolution=16, width=4, max_width=8, attribute_names=NAMES).eval(),
+                              root / "judge.pt")
     assert main(["label-latents", "--generator", str(generator), "--classifier", str(classifier_path), "--n", "300",
                  "--out", str(root / "pairs.pt")]) == 0
     return {"root": root, "generator": str(generator), "classifier": str(classifier_path),
-            "pairs": str(root / "pairs.pt")}
+            "pairs": str(root / "pairs.pt"), "judge": str(judge)}
 
 
 def _trainer(root, max_steps, **kwargs):
@@ -79,6 +84,61 @@ def test_inverted_images_join_their_dataset_labels(tmp_path):
         join_latent_attributes(latents, tmp_path / "other.csv")
     with pytest.raises(CheckpointError, match="not a latent-attribute file"):
         load_latent_attributes(latents)
+
+
+def test_missing_labels_are_imputed_and_continuous_ones_scaled_over_the_data(files, tmp_path):
+    """The reference's label preparation: a missing value becomes its attribute's mean over all the pairs, and an
+    age in years is min-max scaled over the data (a probability keeps (0, 1) under the default "auto")."""
+    nan = float("nan")
+    labels = torch.tensor([[0.25, 20.0], [nan, 60.0], [0.75, nan], [0.5, 40.0], [nan, 30.0], [0.1, 70.0]])
+    path = LatentAttributes(torch.randn(6, 16), labels, ["smile", "age"]).save(tmp_path / "pairs.pt")
+    data = LatentAttributeDataModule(latents=str(path), holdout=2)
+    expected = labels.clone()
+    expected[[1, 4], 0] = (0.25 + 0.75 + 0.5 + 0.1) / 4
+    expected[2, 1] = (20 + 60 + 40 + 30 + 70) / 5
+    assert torch.allclose(data.data.labels, expected)
+    kept = LatentAttributeDataModule(latents=str(path), holdout=2, missing_labels="ignore").data.labels
+    assert torch.equal(torch.isnan(kept), torch.isnan(labels))
+    with pytest.raises(ValueError, match="missing_labels"):
+        LatentAttributeDataModule(latents=str(path), missing_labels="zero")
+    module = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2)
+    module.scale_labels(data)
+    assert module.model.config["label_ranges"] == [[0.0, 1.0], [20.0, 70.0]]
+    assert torch.allclose(module.model.to_coordinates(torch.tensor([0.5, 45.0])), torch.tensor([0.0, 0.0]))
+    reference = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2, label_scaling="data")
+    reference.scale_labels(data)
+    assert sum(reference.model.config["label_ranges"], []) == pytest.approx([0.1, 0.75, 20.0, 70.0])
+    fixed = StyleAEModule(files["generator"], ["smile", "age"], n_layers=2, label_ranges=[[0, 1], [0, 100]])
+    fixed.scale_labels(data)
+    assert fixed.model.config["label_ranges"] == [[0.0, 1.0], [0.0, 100.0]]
+    with pytest.raises(ValueError, match="no label_ranges"):
+        StyleAEModule(files["generator"], ["smile", "age"], label_ranges=[[0, 1], [0, 100]], label_scaling="data")
+
+
+def test_module_comparison_follows_the_reference_protocol_with_a_judge(files):
+    from stylegan_lightning.editing import load_attribute_classifier
+    from stylegan_lightning.styleae import (REFERENCE_METRICS, DirectionEditor, StyleAEEditor,
+                                            evaluate_reference_protocol)
+
+    pairs = load_latent_attributes(files["pairs"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = StyleAEModule(files["generator"], NAMES, n_layers=2, classifier=files["classifier"],
+                               judge=files["judge"], edit_candidates=4)
+        with pytest.raises(ValueError, match="labelling classifier"):
+            StyleAEModule(files["generator"], NAMES, classifier=files["classifier"], judge=files["classifier"])
+    module.fit_missing_directions(pairs.w, pairs.labels)
+    with torch.no_grad():
+        results = module.edit_comparison(pairs.w[:10])
+        expected = evaluate_reference_protocol(
+            pairs.w[:10], module.generator, load_attribute_classifier(files["classifier"]),
+            load_attribute_classifier(files["judge"]),
+            [StyleAEEditor(module.model), DirectionEditor(module.interfacegan_directions())], NAMES, candidates=4)
+    assert set(results["smile"]["styleae"]) == set(REFERENCE_METRICS) - {"identity"}
+    for attribute in NAMES:
+        for editor in ("styleae", "interfacegan"):
+            for metric, value in expected[attribute][editor].items():
+                assert results[attribute][editor][metric] == pytest.approx(value, nan_ok=True), (attribute, metric)
 
 
 def test_module_trains_logs_the_comparison_and_exports(files, tmp_path):
@@ -133,8 +193,6 @@ def test_edit_and_compare_tools(files, tmp_path, capsys):
                  "--out", str(out), "--keep-residual"]) == 0
     assert (out / "edit_grid.png").exists() and "values" in capsys.readouterr().out
     # images are inverted first (--inversion-method), then edited row by row in W+
-    import shutil
-
     from stylegan_lightning.encoders import build_inverter, save_encoder_checkpoint
 
     faces = tmp_path / "faces"
@@ -156,15 +214,29 @@ def test_edit_and_compare_tools(files, tmp_path, capsys):
     assert main(["edit", "--method", "styleae", "--styleae", str(styleae), "--attribute", "smile",
                  "--latents", str(tmp_path / "w.pt"), "--generator", files["generator"]]) == 2
     assert "exactly one of --value or --shift" in capsys.readouterr().err
-    assert main(["compare-edits", "--styleae", str(styleae), "--generator", files["generator"], "--classifier",
-                 files["classifier"], "--fit-latents", files["pairs"], "--n", "12", "--steps", "3",
-                 "--csv", str(tmp_path / "table.csv")]) == 0
+    compare = ["compare-edits", "--styleae", str(styleae), "--generator", files["generator"], "--classifier",
+               files["classifier"], "--fit-latents", files["pairs"], "--latents", files["pairs"], "--n", "12"]
+    assert main([*compare, "--protocol", "steps", "--steps", "3", "--csv", str(tmp_path / "table.csv")]) == 0
     printed = capsys.readouterr().out
     assert "interfacegan" in printed and "styleae" in printed
     rows = (tmp_path / "table.csv").read_text().splitlines()
-    assert rows[0].startswith("attribute,editor,success") and len(rows) == 1 + 2 * 2 + 2
+    assert rows[0].startswith("attribute,editor,success,target") and len(rows) == 1 + 2 * 2 + 2
+    # the reference protocol (the default) needs a judge other than the labelling classifier
+    assert main(compare) == 2
+    assert "--judge" in capsys.readouterr().err
+    copy = shutil.copy(files["classifier"], tmp_path / "copy-of-labeller.pt")
+    assert main([*compare, "--judge", str(copy)]) == 2
+    assert "same classifier" in capsys.readouterr().err
+    judge = files["judge"]
+    assert main([*compare, "--judge", str(judge), "--candidates", "5", "--csv", str(tmp_path / "ref.csv")]) == 0
+    assert "success by the judge" in capsys.readouterr().out
+    table = list(csv.reader((tmp_path / "ref.csv").open()))
+    assert table[0][:4] == ["attribute", "editor", "success (judge)", "all succeed"] and len(table) == 1 + 2 * 2 + 2
+    for attribute in NAMES:  # the codes every editor edited are at most the fewest any editor edited
+        pair = [row for row in table if row[0] == attribute]
+        assert pair[0][3] == pair[1][3] and 0 <= float(pair[0][3]) <= 12 * min(float(row[2]) for row in pair) + 1e-6
     assert main(["compare-edits", "--styleae", str(styleae), "--generator", files["generator"], "--classifier",
-                 files["classifier"]]) == 2
+                 files["classifier"], "--judge", str(judge)]) == 2
     assert "no InterFaceGAN direction" in capsys.readouterr().err
 
 

@@ -29,6 +29,7 @@ from .labels import column_indices, load_attribute_table
 from .datamodule import _LoaderMixin
 
 LATENT_ATTRIBUTES_FORMAT = "stylegan-lightning/latent-attributes"
+MISSING_LABELS = ("mean", "ignore")
 
 
 class LatentAttributes(Dataset):
@@ -61,6 +62,16 @@ class LatentAttributes(Dataset):
             return self
         columns = column_indices(self.attribute_names, names, self.source)
         return LatentAttributes(self.w, self.labels[:, columns], names, self.keys, self.source)
+
+    def impute_mean(self) -> "LatentAttributes":
+        """The same pairs with every missing (NaN) label replaced by its column's mean over the known labels (the
+        reference's imputation); a column with no known label stays missing."""
+        labels = self.labels.clone()
+        known = torch.isfinite(labels)
+        means = torch.where(known, labels, 0).sum(0) / known.sum(0).clamp(min=1)
+        means = torch.where(known.any(0), means, torch.full_like(means, float("nan")))
+        labels = torch.where(known, labels, means.expand_as(labels))
+        return LatentAttributes(self.w, labels, self.attribute_names, self.keys, self.source)
 
     def subset(self, rows: slice) -> "LatentAttributes":
         return LatentAttributes(self.w[rows], self.labels[rows], self.attribute_names, self.keys[rows], self.source)
@@ -133,15 +144,19 @@ class LatentAttributeDataModule(_LoaderMixin, pl.LightningDataModule):
         sample_generator, sample_classifier, n, truncation, seed: the sampled source (generator and classifier
             files; named apart from the model's ``generator`` / ``classifier``, which may be other files).
         columns: the label columns to use, in the editor's attribute order (default: all).
+        missing_labels: ``"mean"`` (the reference: each missing label is replaced by its attribute's mean over all
+            the pairs) or ``"ignore"`` (left missing, so the attribute loss leaves it out).
         holdout: pairs held out for validation / test.
         batch_size, eval_batch_size, num_workers: loader options.
     """
 
     def __init__(self, latents: str | None = None, sample_generator: str | None = None,
                  sample_classifier: str | None = None, n: int = 10000, truncation: float = 1.0, seed: int = 0,
-                 columns: list[str] | None = None, holdout: int = 100, batch_size: int = 5,
-                 eval_batch_size: int | None = 100, num_workers: int = 0):
+                 columns: list[str] | None = None, missing_labels: str = "mean", holdout: int = 100,
+                 batch_size: int = 5, eval_batch_size: int | None = 100, num_workers: int = 0):
         super().__init__()
+        if missing_labels not in MISSING_LABELS:
+            raise ValueError(f"missing_labels must be one of {MISSING_LABELS}, got {missing_labels!r}")
         if not latents and not (sample_generator and sample_classifier):
             raise DatasetError("LatentAttributeDataModule needs latents=FILE, or sample_generator=FILE and "
                                "sample_classifier=FILE to sample and label codes")
@@ -163,6 +178,8 @@ class LatentAttributeDataModule(_LoaderMixin, pl.LightningDataModule):
                 data = sample_latent_attributes(FrozenGenerator.from_file(hp.sample_generator),
                                                 hp.sample_classifier, hp.n, hp.truncation, hp.seed)
             data = data.select(hp.columns)
+            if hp.missing_labels == "mean":
+                data = data.impute_mean()
             if len(data) <= hp.holdout:
                 raise DatasetError(f"{data.source}: {len(data)} pairs leave nothing to train on with "
                                    f"holdout={hp.holdout}")

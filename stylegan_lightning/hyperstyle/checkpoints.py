@@ -50,18 +50,31 @@ def read_hyperstyle_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _w_encoder(w_encoder: Any, opts: Mapping[str, Any], decoder: FrozenGenerator,
-               latent_avg: torch.Tensor | None, path: str | Path) -> LatentEncoder:
+               latent_avg: torch.Tensor | None, path: str | Path) -> tuple[LatentEncoder | None, str | None]:
+    """``(encoder, None)``, or ``(None, why)`` when the file named by ``opts`` is absent (or none is named): the
+    hypernetwork then loads alone. A W-encoder file passed explicitly must exist."""
     if isinstance(w_encoder, Inverter):
         w_encoder = w_encoder.encoder
     if isinstance(w_encoder, LatentEncoder):
         encoder = w_encoder
     else:
-        source = w_encoder if w_encoder is not None else opts.get("w_encoder_checkpoint_path")
-        if not source:
-            raise CheckpointError(f"{PURPOSE} '{path}': no W-encoder given and opts has no "
-                                  f"w_encoder_checkpoint_path; pass w_encoder=... ({W_ENCODER_PURPOSE})")
+        if w_encoder is None:
+            source = opts.get("w_encoder_checkpoint_path")
+            if not source:
+                return None, (f"{PURPOSE} '{path}' names no W-encoder file (opts has no "
+                              "w_encoder_checkpoint_path)")
+            if not Path(source).expanduser().is_file():
+                return None, (f"its file '{source}' (opts['w_encoder_checkpoint_path'] of {PURPOSE} '{path}') "
+                              "does not exist")
+        else:
+            source = w_encoder
         require_file(source, W_ENCODER_PURPOSE)
         encoder = load_w_encoder(source, generator=decoder).encoder
+    return _with_latent_avg(encoder, decoder, latent_avg), None
+
+
+def _with_latent_avg(encoder: LatentEncoder, decoder: FrozenGenerator,
+                     latent_avg: torch.Tensor | None) -> LatentEncoder:
     if latent_avg is None:
         return encoder
     # the official model adds HyperStyle's own latent_avg to the W-encoder's output
@@ -74,7 +87,10 @@ def load_hyperstyle(path: str | Path, w_encoder: str | Path | LatentEncoder | In
     """Load an official-layout HyperStyle checkpoint (eval mode): ``hypernet.*`` strictly, the generator from
     ``decoder.*`` (or ``generator``), ``latent_avg``, ``opts`` (``layers_to_tune`` comma string, ``input_nc``,
     ``output_size``), and the W-encoder from ``w_encoder`` or ``opts["w_encoder_checkpoint_path"]``. ``n_iters``
-    defaults to the file's (5 for official files). Missing files raise :class:`CheckpointError` naming them."""
+    defaults to the file's (5 for official files). Missing files raise :class:`CheckpointError` naming them,
+    except the W-encoder named by ``opts``: without it the hypernetwork loads alone (to inspect, convert,
+    fine-tune or pair with an encoder later, :func:`attach_w_encoder`), and only an inversion from images raises,
+    naming the file."""
     data = read_hyperstyle_checkpoint(path)
     opts = data["opts"]
     encoder_type = opts.get("encoder_type", OFFICIAL_ENCODER_TYPE)
@@ -99,10 +115,22 @@ def load_hyperstyle(path: str | Path, w_encoder: str | Path | LatentEncoder | In
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{PURPOSE} '{path}': cannot build the hypernetwork ({error})") from error
     load_state_strict(hypernet, data["hypernet"], purpose)
-    encoder = _w_encoder(w_encoder, opts, decoder, data["latent_avg"], path)
+    encoder, missing = _w_encoder(w_encoder, opts, decoder, data["latent_avg"], path)
     if n_iters is None:
         n_iters = int(own.get("n_iters", opts.get("n_iters_per_batch") or DEFAULT_N_ITERS))
-    return HyperStyle(hypernet, decoder, encoder, n_iters, opts=opts).eval()
+    return HyperStyle(hypernet, decoder, encoder, n_iters, opts=opts, latent_avg=data["latent_avg"],
+                      missing_w_encoder=missing).eval()
+
+
+def attach_w_encoder(model: HyperStyle, w_encoder: str | Path | LatentEncoder | Inverter) -> HyperStyle:
+    """Pair a HyperStyle (e.g. one loaded without its W-encoder) with a W-encoder file or module; the model's
+    stored ``latent_avg`` is added to the encoder's output, as :func:`load_hyperstyle` does."""
+    if isinstance(w_encoder, Inverter):
+        w_encoder = w_encoder.encoder
+    if not isinstance(w_encoder, LatentEncoder):
+        require_file(w_encoder, W_ENCODER_PURPOSE)
+        w_encoder = load_w_encoder(w_encoder, generator=model.decoder).encoder
+    return model.attach_w_encoder(_with_latent_avg(w_encoder, model.decoder, model._latent_avg))
 
 
 def save_hyperstyle(path: str | Path, model: HyperStyle, opts: Mapping[str, Any] | argparse.Namespace | None = None,
@@ -113,7 +141,7 @@ def save_hyperstyle(path: str | Path, model: HyperStyle, opts: Mapping[str, Any]
     opts = vars(opts) if isinstance(opts, argparse.Namespace) else dict(opts or {})
     merged = {**model.opts, **opts}
     if w_encoder_path is not None:
-        w_encoder_path = save_encoder_checkpoint(w_encoder_path, Inverter(model.w_encoder, model.decoder))
+        w_encoder_path = save_encoder_checkpoint(w_encoder_path, Inverter(model.require_w_encoder(), model.decoder))
         merged["w_encoder_checkpoint_path"] = str(w_encoder_path)
     hypernet = model.hypernet
     merged.update({
@@ -132,9 +160,11 @@ def save_hyperstyle(path: str | Path, model: HyperStyle, opts: Mapping[str, Any]
     state.update(cpu_state(model.decoder.generator, "decoder."))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "opts": merged, "latent_avg": model.w_encoder.latent_avg.detach().cpu().clone()},
-               path)
+    saved = {"state_dict": state, "opts": merged}
+    if model.latent_avg is not None:
+        saved["latent_avg"] = model.latent_avg.detach().cpu().clone()
+    torch.save(saved, path)
     return path
 
 
-__all__ = ["CONFIG_KEY", "load_hyperstyle", "read_hyperstyle_checkpoint", "save_hyperstyle"]
+__all__ = ["CONFIG_KEY", "attach_w_encoder", "load_hyperstyle", "read_hyperstyle_checkpoint", "save_hyperstyle"]

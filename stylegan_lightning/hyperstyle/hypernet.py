@@ -277,13 +277,16 @@ class HyperNetwork(nn.Module):
                 f"shared_layers={self.shared_layers}, input_size={self.input_size}")
 
 
-def init_from_resnet34(hypernet: HyperNetwork, weights: str | Path | Mapping[str, torch.Tensor]) -> HyperNetwork:
-    """Copy a user-supplied torchvision ResNet-34 (ImageNet) state dict into the stem and body: ``layerI.J.*`` ->
-    ``body.N.*``, ``bn1.*``, and ``conv1`` into the first 3 input channels (the others keep their random values).
-    Nothing is downloaded; ``fc.*`` is ignored."""
+def init_from_resnet34(hypernet: HyperNetwork, weights: str | Path | Mapping[str, torch.Tensor],
+                       stem: bool = False) -> HyperNetwork:
+    """Copy a user-supplied torchvision ResNet-34 (ImageNet) state dict into the body: ``layerI.J.*`` ->
+    ``body.N.*``. The official model does only that (its 6-channel ``conv1``, ``bn1`` and PReLU are new layers);
+    with ``stem=True`` also ``bn1.*`` and ``conv1`` into the first 3 input channels (the others keep their random
+    values). Nothing is downloaded; ``fc.*`` is ignored. The file is e.g. torchvision's
+    ``resnet34-b627a593.pth`` (or ``resnet34-333f7ec4.pth``)."""
     state = safe_torch_load(weights, "ResNet-34 weights for the HyperStyle hypernetwork") \
         if isinstance(weights, (str, Path)) else weights
-    offsets, index = {}, 0
+    offsets, index, seen_conv1 = {}, 0, False
     for stage, count in enumerate((3, 4, 6, 3), start=1):
         for j in range(count):
             offsets[f"layer{stage}.{j}."] = f"body.{index}."
@@ -296,17 +299,23 @@ def init_from_resnet34(hypernet: HyperNetwork, weights: str | Path | Mapping[str
         if prefix is not None:
             mapped[offsets[prefix] + key[len(prefix):]] = value
         elif key.startswith("bn1."):
-            mapped[key] = value
+            if stem:
+                mapped[key] = value
         elif key == "conv1.weight":
-            weight = hypernet.conv1.weight.detach().clone()
-            n = min(value.shape[1], weight.shape[1])
-            weight[:, :n] = value[:, :n]
-            mapped[key] = weight
+            seen_conv1 = True
+            if stem:
+                weight = hypernet.conv1.weight.detach().clone()
+                if value.ndim != 4 or value.shape[0] != weight.shape[0] or value.shape[2:] != weight.shape[2:]:
+                    raise CheckpointError(f"not a torchvision ResNet-34 state dict (conv1.weight is "
+                                          f"{tuple(value.shape)})")
+                n = min(value.shape[1], weight.shape[1])
+                weight[:, :n] = value[:, :n]
+                mapped[key] = weight
     own = hypernet.state_dict()
     problems = [k for k in mapped if k not in own or own[k].shape != mapped[k].shape]
-    absent = [k for k in own if (k.startswith("body.") or k.startswith("bn1.")) and k not in mapped
-              and not k.endswith("num_batches_tracked")]
-    if problems or absent or "conv1.weight" not in mapped:
+    wanted = ("body.", "bn1.") if stem else ("body.",)
+    absent = [k for k in own if k.startswith(wanted) and k not in mapped and not k.endswith("num_batches_tracked")]
+    if problems or absent or not seen_conv1:
         raise CheckpointError(f"not a torchvision ResNet-34 state dict (mismatched: {problems[:6]}, "
                               f"missing: {absent[:6]})")
     hypernet.load_state_dict(mapped, strict=False)

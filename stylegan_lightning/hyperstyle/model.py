@@ -54,32 +54,65 @@ class HyperStyle(nn.Module):
     """Frozen W-encoder + trainable :class:`~.hypernet.HyperNetwork` + frozen generator.
 
     Attributes: ``hypernet``, ``decoder`` (:class:`FrozenGenerator`), ``w_encoder`` (:class:`LatentEncoder`, frozen,
-    always in eval mode, run without gradient), ``n_iters`` (refinement steps, 5 by default), ``input_size`` (the
-    hypernetwork's input resolution; images and reconstructions are resized to it), ``opts`` (official options
-    loaded with or to be saved with the model).
+    always in eval mode, run without gradient; ``None`` for a hypernetwork loaded without its W-encoder),
+    ``n_iters`` (refinement steps, 5 by default), ``input_size`` (the hypernetwork's input resolution; images and
+    reconstructions are resized to it), ``opts`` (official options loaded with or to be saved with the model).
+
+    Without a W-encoder the model can still be inspected, saved, converted and fine-tuned, and :meth:`run` works
+    from given codes (``w_plus=...``); an inversion from images raises a :class:`CheckpointError` naming
+    ``missing_w_encoder`` (the file that was expected) until :meth:`attach_w_encoder` gives it one. ``latent_avg``
+    is kept for saving (the official file stores it beside the hypernetwork).
     """
 
-    def __init__(self, hypernet: HyperNetwork, decoder: FrozenGenerator | Generator, w_encoder: LatentEncoder,
-                 n_iters: int = 5, opts: dict | None = None):
+    def __init__(self, hypernet: HyperNetwork, decoder: FrozenGenerator | Generator, w_encoder: LatentEncoder | None,
+                 n_iters: int = 5, opts: dict | None = None, latent_avg: torch.Tensor | None = None,
+                 missing_w_encoder: str | None = None):
         super().__init__()
         if isinstance(decoder, Generator):
             decoder = FrozenGenerator(decoder)
         if hypernet.slot_shapes != [tuple(s) for s in decoder.weight_slot_shapes()]:
             raise ValueError("the hypernetwork's slot shapes do not match the generator's weight_slot_shapes()")
+        if n_iters < 1:
+            raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
+        self.hypernet = hypernet
+        self.decoder = decoder
+        self.w_encoder: LatentEncoder | None = None
+        self.n_iters = int(n_iters)
+        self.opts = dict(opts or {})
+        self.missing_w_encoder = missing_w_encoder or "no W-encoder was given"
+        self._latent_avg = None if latent_avg is None else latent_avg.detach().clone()
+        if w_encoder is not None:
+            self.attach_w_encoder(w_encoder)
+
+    def attach_w_encoder(self, w_encoder: LatentEncoder) -> "HyperStyle":
+        """Give the model its frozen W-encoder (checked against the generator and the hypernetwork)."""
+        decoder, hypernet = self.decoder, self.hypernet
         if (w_encoder.n_styles, w_encoder.style_dim) != (decoder.n_latent, decoder.style_dim):
             raise ValueError(f"the W-encoder predicts [{w_encoder.n_styles}, {w_encoder.style_dim}] codes but the "
                              f"generator takes [{decoder.n_latent}, {decoder.style_dim}]")
         if hypernet.input_nc != 2 * w_encoder.input_nc:
             raise ValueError(f"hypernet input_nc={hypernet.input_nc} != 2 × image channels ({w_encoder.input_nc})")
-        if n_iters < 1:
-            raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
-        self.hypernet = hypernet
-        self.decoder = decoder
+        w_encoder.requires_grad_(False)
+        w_encoder.eval()
         self.w_encoder = w_encoder
-        self.w_encoder.requires_grad_(False)
-        self.w_encoder.eval()
-        self.n_iters = int(n_iters)
-        self.opts = dict(opts or {})
+        return self
+
+    @property
+    def latent_avg(self) -> torch.Tensor | None:
+        """The average code stored with the model (the W-encoder's when it has one)."""
+        if self.w_encoder is not None and self.w_encoder.latent_avg is not None:
+            return self.w_encoder.latent_avg
+        return self._latent_avg
+
+    def require_w_encoder(self) -> LatentEncoder:
+        """The W-encoder, or one :class:`CheckpointError` line naming the missing file and what it is for."""
+        if self.w_encoder is None:
+            from ..serialization import CheckpointError
+
+            raise CheckpointError(f"HyperStyle needs its W-encoder to invert images (the frozen encoder that gives "
+                                  f"the initial W code the hypernetwork refines): {self.missing_w_encoder}; "
+                                  "give it with --w-encoder FILE / load_hyperstyle(w_encoder=...)")
+        return self.w_encoder
 
     @property
     def input_size(self) -> int:
@@ -91,7 +124,8 @@ class HyperStyle(nn.Module):
 
     def train(self, mode: bool = True) -> "HyperStyle":
         super().train(mode)
-        self.w_encoder.eval()  # frozen: BatchNorm statistics never move
+        if self.w_encoder is not None:
+            self.w_encoder.eval()  # frozen: BatchNorm statistics never move
         return self
 
     # ------------------------------------------------------------------ steps
@@ -101,9 +135,10 @@ class HyperStyle(nn.Module):
 
     def initial(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(w_plus, reconstruction)`` from the frozen W-encoder and the plain generator (no gradient)."""
+        w_encoder = self.require_w_encoder()
         with torch.no_grad():
-            self.w_encoder.eval()
-            w_plus = self.w_encoder(images)
+            w_encoder.eval()
+            w_plus = w_encoder(images)
             return w_plus, self.synthesize(w_plus)
 
     def hypernet_input(self, images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -181,9 +216,10 @@ class HyperStyle(nn.Module):
 def build_hyperstyle(w_encoder: LatentEncoder, generator: FrozenGenerator | Generator,
                      layers_to_tune: str | Sequence[int] | None = None, n_iters: int = 5, input_size: int = 256,
                      zero_init: bool = False, shared_layers: Sequence[int] | None = None,
-                     resnet34_weights=None) -> HyperStyle:
+                     resnet34_weights=None, resnet34_stem: bool = False) -> HyperStyle:
     """A new HyperStyle over a (trained) W-encoder and a generator: hypernetwork with random weights (or the
-    user-supplied torchvision ResNet-34 ``resnet34_weights`` in its stem and body)."""
+    user-supplied torchvision ResNet-34 ``resnet34_weights`` in its body, the official initialisation, and with
+    ``resnet34_stem`` in its stem too)."""
     if isinstance(generator, Generator):
         generator = FrozenGenerator(generator)
     hypernet = HyperNetwork(generator.weight_slot_shapes(), layers_to_tune, input_nc=2 * w_encoder.input_nc,
@@ -191,7 +227,7 @@ def build_hyperstyle(w_encoder: LatentEncoder, generator: FrozenGenerator | Gene
     if resnet34_weights is not None:
         from .hypernet import init_from_resnet34
 
-        init_from_resnet34(hypernet, resnet34_weights)
+        init_from_resnet34(hypernet, resnet34_weights, stem=resnet34_stem)
     return HyperStyle(hypernet, generator, w_encoder, n_iters)
 
 

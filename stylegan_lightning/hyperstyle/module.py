@@ -62,8 +62,11 @@ class HyperStyleModule(ToolkitModule):
         n_iters: refinement steps per batch in training and evaluation.
         input_size: the hypernetwork's input resolution (``16 · 2^k``; 256 official).
         zero_init: start with every offset exactly 0 (the model starts as the W-encoder alone).
-        resnet34_init: a torchvision ResNet-34 (ImageNet) state dict file for the hypernetwork's stem and body
-            (the official initialisation), or ``None`` for random weights.
+        resnet34_init: a torchvision ResNet-34 (ImageNet) state dict file for the hypernetwork's body (the
+            official initialisation: the official code builds ``resnet34(pretrained=True)``), or ``None`` for random
+            weights (the default here, since nothing is downloaded; README "HyperStyle" says what it costs).
+        resnet34_stem: also copy the ImageNet ``bn1`` and ``conv1`` (into its first 3 of 6 input channels); the
+            official stem is new, random layers.
         l2_lambda, lpips_lambda, id_lambda: loss weights (faces: 1.0, 0.8, 0.1). LPIPS and identity need
             pretrained files (``stylegan-lightning weights``); a non-zero weight without them is an error.
         lpips_net, id_backend: LPIPS backbone and identity network.
@@ -87,6 +90,7 @@ class HyperStyleModule(ToolkitModule):
         input_size: int = 256,
         zero_init: bool = False,
         resnet34_init: str | None = None,
+        resnet34_stem: bool = False,
         l2_lambda: float = 1.0,
         lpips_lambda: float = 0.8,
         lpips_net: str = "alex",
@@ -109,7 +113,7 @@ class HyperStyleModule(ToolkitModule):
         frozen = FrozenGenerator.from_file(generator)
         w_encoder = load_w_encoder(w_encoder_checkpoint, generator=frozen).encoder
         self.model = build_hyperstyle(w_encoder, frozen, layers_to_tune, n_iters, input_size, zero_init,
-                                      shared_layers, resnet34_init)
+                                      shared_layers, resnet34_init, resnet34_stem)
         self.model.decoder.requires_grad_(False)
         self.inversion_losses = InversionLosses(l2_lambda, lpips_lambda, id_lambda, lpips_net, id_backend, weights,
                                                 loss_resolution, lpips_resolution=loss_resolution or 256)

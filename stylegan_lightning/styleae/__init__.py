@@ -2,9 +2,11 @@
 named attributes, so an edit moves one coordinate and decodes.
 
 - :mod:`.model`: :class:`StyleAE` (``encode`` / ``decode`` / ``attributes`` / ``edit``, attribute units).
-- :mod:`.evaluation`: editors (:class:`StyleAEEditor`, :class:`DirectionEditor` for InterFaceGAN), the
-  equal-attribute-change comparison :func:`evaluate_attribute_edits`, and :func:`search_coordinate` (the
-  coordinate value that reaches a target classifier probability).
+- :mod:`.evaluation`: editors (:class:`StyleAEEditor`, :class:`DirectionEditor` for InterFaceGAN), the reference
+  protocol :func:`evaluate_reference_protocol` (search for a target probability, success by a separate judge
+  classifier, identity and other attributes on the codes every editor edited), this project's step protocol
+  :func:`evaluate_attribute_edits`, and :func:`search_coordinate` (the coordinate value that reaches a target
+  classifier probability).
 - :mod:`.checkpoints`: :func:`save_styleae` / :func:`load_styleae` (also reads ``StyleAEModule`` checkpoints).
 - :mod:`.module`: :class:`StyleAEModule` (training, validation with the side-by-side edit comparison).
 
@@ -32,6 +34,10 @@ _EXPORTS = {
     "comparison_rows": ".evaluation",
     "editor_means": ".evaluation",
     "evaluate_attribute_edits": ".evaluation",
+    "evaluate_reference_protocol": ".evaluation",
+    "REFERENCE_HEADER": ".evaluation",
+    "REFERENCE_METRICS": ".evaluation",
+    "fit_label_ranges": ".model",
     "fit_interfacegan_directions": ".evaluation",
     "load_styleae": ".checkpoints",
     "pearson": ".module",
@@ -41,9 +47,9 @@ _EXPORTS = {
     "tolerance_loss": ".module",
 }
 
-__all__ = ["COMPARISON_HEADER", "METRICS", "STYLEAE_FORMAT", "AttributeEditor", "DirectionEditor", "StyleAE",
+__all__ = ["COMPARISON_HEADER", "METRICS", "REFERENCE_HEADER", "REFERENCE_METRICS", "STYLEAE_FORMAT", "AttributeEditor", "DirectionEditor", "StyleAE",
            "StyleAEEditor", "StyleAEModule", "attribute_loss", "binary_outputs", "comparison_rows", "editor_means",
-           "evaluate_attribute_edits", "fit_interfacegan_directions", "load_styleae", "pearson", "save_styleae",
+           "evaluate_attribute_edits", "evaluate_reference_protocol", "fit_interfacegan_directions", "fit_label_ranges", "load_styleae", "pearson", "save_styleae",
            "search_coordinate", "styleae_losses", "tolerance_loss"]
 
 

@@ -25,7 +25,26 @@ def label_latents_arguments(parser: argparse.ArgumentParser) -> None:
 def compare_edits_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styleae", required=True, help="StyleAE file (or StyleAEModule checkpoint)")
     parser.add_argument("--generator", required=True, help="the generator the StyleAE was trained for")
-    parser.add_argument("--classifier", required=True, help="attribute classifier that judges the edits")
+    parser.add_argument("--classifier", required=True,
+                        help="the attribute classifier that labelled the training pairs: the reference protocol's "
+                             "search aims its score at --target; the step protocol's only classifier")
+    parser.add_argument("--protocol", choices=["reference", "steps"], default="reference",
+                        help="reference: search each edit path for the labeller's --target, success and the other "
+                             "attributes by --judge, identity and other attributes on the codes every editor "
+                             "edited; steps: walk each path until --classifier flips to 0.5 +- --margin")
+    parser.add_argument("--judge", default=None,
+                        help="reference protocol: a second attribute classifier file (not --classifier) that counts "
+                             "success and measures the other attributes")
+    parser.add_argument("--target", type=finite_float, default=0.91,
+                        help="reference protocol: probability searched for going up (1 - target going down)")
+    parser.add_argument("--direction", choices=["flip", "up", "down"], default="flip",
+                        help="reference protocol: flip each code's attribute (by --classifier), or edit every code "
+                             "up / down")
+    parser.add_argument("--candidates", type=positive_int, default=20,
+                        help="reference protocol: points searched on each edit path")
+    parser.add_argument("--styleae-span", type=finite_float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="reference protocol: StyleAE searches the coordinate values +-(LOW..HIGH) (the "
+                             "reference: 3 20) instead of its current value to +-limit")
     parser.add_argument("--directions", nargs="+", default=[], metavar="ATTRIBUTE=FILE",
                         help="InterFaceGAN direction files; attributes without one get a direction fitted on "
                              "--fit-latents")
@@ -37,8 +56,9 @@ def compare_edits_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=12345, help="sampling seed of the edited codes")
     parser.add_argument("--attribute-names", nargs="+", default=None, help="attributes to edit (default: all "
                                                                            "binary ones)")
-    parser.add_argument("--margin", type=finite_float, default=0.25, help="target probability 0.5 +- margin")
-    parser.add_argument("--steps", type=positive_int, default=8, help="points on each edit path")
+    parser.add_argument("--margin", type=finite_float, default=0.25,
+                        help="step protocol: target probability 0.5 +- margin")
+    parser.add_argument("--steps", type=positive_int, default=8, help="step protocol: points on each edit path")
     parser.add_argument("--limit", type=finite_float, default=3.0,
                         help="StyleAE coordinate limit / InterFaceGAN limit in standard deviations")
     parser.add_argument("--identity", default=None, help="identity network weights (with --id-backend) for the "

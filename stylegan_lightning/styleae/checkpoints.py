@@ -21,7 +21,7 @@ from .model import StyleAE
 
 STYLEAE_FORMAT = "stylegan-lightning/styleae"
 STYLEAE_VERSION = 1
-CONFIG_KEYS = ("latent_dim", "attribute_names", "hidden_dim", "n_layers", "label_ranges", "prelu_init")
+CONFIG_KEYS = ("latent_dim", "attribute_names", "hidden_dim", "n_layers", "label_ranges", "prelu_init", "bias_init")
 
 
 def save_styleae(path: str | Path, model: StyleAE) -> Path:

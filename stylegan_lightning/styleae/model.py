@@ -7,12 +7,17 @@ coordinate of ``c`` and decodes.
 Architecture (the reference model): the encoder is ``n_layers`` linear layers ``D → H → ... → H → D`` with a
 PReLU (initial slope 0.9) after every layer but the last; the decoder mirrors it (``D → H → ... → D``, PReLU with
 initial slope 1/0.9) and starts from the transposes of the encoder's weights, so that at initialisation each
-decoder PReLU undoes its encoder PReLU. Weights are Xavier-normal, biases 0. The reference uses 4 layers of 512;
-the paper's text describes 3 (``n_layers=3``).
+decoder PReLU undoes its encoder PReLU. Weights are Xavier-normal; biases keep PyTorch's ``nn.Linear`` default,
+uniform in ``±1/sqrt(fan_in)`` and drawn apart for the encoder and the decoder (``bias_init="uniform"``, what the
+reference leaves them at), or start at 0 (``bias_init="zeros"``, which makes the initial decoder the exact inverse of
+the encoder wherever the PReLUs are). The reference uses 4 layers of 512; the paper's text describes 3
+(``n_layers=3``).
 
 Attribute units: the code coordinate of attribute ``a`` is ``2 · (value − low) / (high − low) − 1`` with the
-attribute's ``(low, high)`` range (``(0, 1)`` for probabilities and 0/1 labels, e.g. ``(0, 100)`` for an age), so
-labels live in [−1, 1] as in the reference (min–max scaling).
+attribute's ``(low, high)`` range, so labels live in [−1, 1] as in the reference (min–max scaling). The reference
+takes ``(low, high)`` as the minimum and maximum over the data; :func:`fit_label_ranges` computes them that way
+(for every attribute, or only for those whose labels leave [0, 1], such as an age in years or a head yaw in
+degrees), and :meth:`StyleAE.set_label_ranges` stores them in the model.
 """
 
 from __future__ import annotations
@@ -34,6 +39,48 @@ def _check_ranges(ranges: Sequence[Sequence[float]] | None, count: int) -> list[
     return ranges
 
 
+LABEL_SCALINGS = ("auto", "data", "ranges")
+BIAS_INITS = ("uniform", "zeros")
+
+
+def fit_label_ranges(labels: torch.Tensor, scaling: str = "auto",
+                     ranges: Sequence[Sequence[float]] | None = None,
+                     names: Sequence[str] | None = None) -> list[list[float]]:
+    """The ``(low, high)`` of every label column of ``labels`` [N, k] (NaN = missing, left out).
+
+    - ``"data"``: the minimum and maximum of each column over the data (the reference's min–max scaling, applied
+      to every attribute; a 0/1 column gets ``(0, 1)``, a probability column its observed span);
+    - ``"ranges"``: ``ranges`` as given (default ``(0, 1)`` each);
+    - ``"auto"``: ``ranges`` when given; otherwise ``(0, 1)`` for the columns whose labels all lie in [0, 1]
+      (probabilities and 0/1 labels keep 0.5 as the middle of their range) and the data's minimum and maximum for
+      the others (continuous attributes such as an age in years or a yaw / pitch in degrees).
+
+    A column scaled over the data must have two distinct known values.
+    """
+    if scaling not in LABEL_SCALINGS:
+        raise ValueError(f"label scaling must be one of {LABEL_SCALINGS}, got {scaling!r}")
+    labels = torch.as_tensor(labels, dtype=torch.float64)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be [N, k], got {tuple(labels.shape)}")
+    count = labels.shape[1]
+    names = list(names) if names is not None else [str(i) for i in range(count)]
+    if scaling == "ranges" or (scaling == "auto" and ranges is not None):
+        return _check_ranges(ranges, count)
+    if scaling == "data" and ranges is not None:
+        raise ValueError("label scaling 'data' takes the ranges from the data; give no label_ranges with it")
+    fitted = []
+    for j in range(count):
+        known = labels[:, j][torch.isfinite(labels[:, j])]
+        if scaling == "auto" and (len(known) == 0 or bool(((known >= 0) & (known <= 1)).all())):
+            fitted.append([0.0, 1.0])
+            continue
+        if len(known) == 0 or float(known.max()) <= float(known.min()):
+            raise ValueError(f"attribute {names[j]!r}: min-max scaling over the data needs two distinct label "
+                             f"values, got {known.unique().tolist()[:3]}")
+        fitted.append([float(known.min()), float(known.max())])
+    return fitted
+
+
 class StyleAE(nn.Module):
     """The StyleAE autoencoder (see the module docs).
 
@@ -44,10 +91,13 @@ class StyleAE(nn.Module):
         n_layers: linear layers in the encoder (and in the decoder); at least 1.
         label_ranges: ``(low, high)`` of each attribute's values (default ``(0, 1)``: probabilities / 0-1 labels).
         prelu_init: initial PReLU slope of the encoder (the decoder's is its inverse).
+        bias_init: ``"uniform"`` (the reference: ``nn.Linear``'s default ``U(±1/sqrt(fan_in))``, encoder and
+            decoder drawn apart) or ``"zeros"``.
     """
 
     def __init__(self, latent_dim: int, attribute_names: Sequence[str], hidden_dim: int | None = None,
-                 n_layers: int = 4, label_ranges: Sequence[Sequence[float]] | None = None, prelu_init: float = 0.9):
+                 n_layers: int = 4, label_ranges: Sequence[Sequence[float]] | None = None, prelu_init: float = 0.9,
+                 bias_init: str = "uniform"):
         super().__init__()
         names = [str(name) for name in attribute_names]
         hidden_dim = int(hidden_dim or latent_dim)
@@ -58,23 +108,42 @@ class StyleAE(nn.Module):
             raise ValueError(f"attribute_names must be 1..{latent_dim} distinct names, got {names}")
         if not prelu_init > 0:
             raise ValueError(f"prelu_init must be positive (the decoder uses its inverse), got {prelu_init}")
+        if bias_init not in BIAS_INITS:
+            raise ValueError(f"bias_init must be one of {BIAS_INITS}, got {bias_init!r}")
         ranges = _check_ranges(label_ranges, len(names))
         self.config: dict[str, Any] = dict(latent_dim=int(latent_dim), attribute_names=names, hidden_dim=hidden_dim,
-                                           n_layers=int(n_layers), label_ranges=ranges, prelu_init=float(prelu_init))
+                                           n_layers=int(n_layers), label_ranges=ranges, prelu_init=float(prelu_init),
+                                           bias_init=bias_init)
         sizes = [latent_dim] + [hidden_dim] * (n_layers - 1) + [latent_dim]
+        # nn.Linear draws its bias uniformly in ±1/sqrt(fan_in) (the reference keeps that); only weights are re-set
         encoder_linears = [nn.Linear(sizes[i], sizes[i + 1]) for i in range(n_layers)]
         decoder_linears = [nn.Linear(sizes[i + 1], sizes[i]) for i in reversed(range(n_layers))]
         for linear in encoder_linears:
             nn.init.xavier_normal_(linear.weight)
-            nn.init.zeros_(linear.bias)
         with torch.no_grad():
             for linear, mirror in zip(decoder_linears, reversed(encoder_linears)):
                 linear.weight.copy_(mirror.weight.t())
+        if bias_init == "zeros":
+            for linear in encoder_linears + decoder_linears:
                 nn.init.zeros_(linear.bias)
         self.encoder = self._stack(encoder_linears, prelu_init)
         self.decoder = self._stack(decoder_linears, 1.0 / prelu_init)
         self.register_buffer("label_low", torch.tensor([r[0] for r in ranges]))
         self.register_buffer("label_high", torch.tensor([r[1] for r in ranges]))
+        # the ranges live in the buffers (checkpoints); keep the config (written to StyleAE files) in step
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._ranges_from_buffers())
+
+    def set_label_ranges(self, ranges: Sequence[Sequence[float]]) -> None:
+        """Replace the attributes' ``(low, high)`` ranges (e.g. with :func:`fit_label_ranges` over the data)."""
+        ranges = _check_ranges(ranges, self.n_attributes)
+        with torch.no_grad():
+            self.label_low.copy_(torch.tensor([r[0] for r in ranges]))
+            self.label_high.copy_(torch.tensor([r[1] for r in ranges]))
+        self.config["label_ranges"] = ranges
+
+    def _ranges_from_buffers(self) -> None:
+        self.config["label_ranges"] = [[float(low), float(high)]
+                                       for low, high in zip(self.label_low.tolist(), self.label_high.tolist())]
 
     @staticmethod
     def _stack(linears: list[nn.Linear], slope: float) -> nn.Sequential:
@@ -176,4 +245,4 @@ class StyleAE(nn.Module):
         return edited
 
 
-__all__ = ["StyleAE"]
+__all__ = ["BIAS_INITS", "LABEL_SCALINGS", "StyleAE", "fit_label_ranges"]

@@ -5,13 +5,16 @@ Loss of a batch of codes w with attribute labels a (the reference objective, λ_
     x = G(w),  x̂ = G(D(E(w))),  c = E(w)[:, :k]
     L = (1 − λ_a) · MSE(x̂, x) + λ_a · MSE(c, a') + λ_tol · mean(relu(|x̂ − x| − τ))
 
-with a' the labels mapped to [−1, 1] over their ranges (missing labels are left out) and τ the pixel tolerance
+with a' the labels mapped to [−1, 1] over their ranges (``label_scaling``: min–max over the data for continuous
+attributes by default, :func:`~stylegan_lightning.styleae.model.fit_label_ranges`; labels still missing after the
+DataModule's imputation are left out) and τ the pixel tolerance
 (0.04 of the [−1, 1] image range). Images are compared through the frozen generator with its stored noise; Adam.
 
 Validation (held-out codes): ``val/recon/w_mse`` and ``val/recon/image_mse`` of ``D(E(w))``, per attribute
 ``val/attr/<name>/corr`` (Pearson correlation of the coordinate with the label) and ``val/attr/<name>/mse``; with an
-attribute ``classifier``, the edit comparison of :func:`~stylegan_lightning.styleae.evaluate_attribute_edits` for
-StyleAE and for InterFaceGAN directions side by side: ``val/edit/<editor>/<attribute>/<metric>`` and
+attribute ``classifier``, the edit comparison of StyleAE and InterFaceGAN directions side by side -- the
+reference protocol (:func:`~stylegan_lightning.styleae.evaluate_reference_protocol`) when a separate ``judge``
+classifier is given, else the step protocol (:func:`~stylegan_lightning.styleae.evaluate_attribute_edits`): ``val/edit/<editor>/<attribute>/<metric>`` and
 ``val/edit/<editor>/<metric>`` (mean over attributes). InterFaceGAN directions come from ``directions`` files or,
 without them, are fitted (linear SVM, InterFaceGAN's recipe) on the training codes and labels at the start of
 fit, and are kept in the checkpoint.
@@ -34,9 +37,9 @@ from ..stylegan2 import FrozenGenerator
 from ..training import ToolkitModule
 from ..utils.images import resize_images
 from .checkpoints import save_styleae
-from .evaluation import (DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
-                         evaluate_attribute_edits, fit_interfacegan_directions)
-from .model import StyleAE
+from .evaluation import (METRICS, REFERENCE_METRICS, DirectionEditor, StyleAEEditor, binary_outputs, editor_means,
+                         evaluate_attribute_edits, evaluate_reference_protocol, fit_interfacegan_directions)
+from .model import LABEL_SCALINGS, StyleAE, fit_label_ranges
 
 
 def attribute_loss(coordinates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -91,14 +94,25 @@ class StyleAEModule(ToolkitModule):
     Args:
         generator: generator file (rosinality ``.pt``, NVlabs ``.pkl``, ...).
         attribute_names: the attributes, in code order; the data's label columns must match.
-        label_ranges: ``(low, high)`` per attribute (default ``(0, 1)``; e.g. ``(0, 100)`` for an age in years).
-        n_layers, hidden_dim, prelu_init: the autoencoder (:class:`StyleAE`).
+        label_ranges: ``(low, high)`` per attribute (e.g. ``(0, 100)`` for an age in years); without them the
+            ranges come from ``label_scaling``.
+        label_scaling: how labels map to [−1, 1] (:func:`~stylegan_lightning.styleae.model.fit_label_ranges`,
+            at the start of fit over all the DataModule's pairs): ``"auto"`` (default: ``label_ranges`` when given,
+            else ``(0, 1)`` for labels inside [0, 1] and the data's min–max for the others, e.g. age, yaw, pitch),
+            ``"data"`` (min–max over the data for every attribute, the reference) or ``"ranges"``
+            (``label_ranges``, default ``(0, 1)``, never the data).
+        n_layers, hidden_dim, prelu_init, bias_init: the autoencoder (:class:`StyleAE`; ``bias_init`` ``"uniform"``
+            is the reference's PyTorch default, ``"zeros"`` the alternative).
         attribute_lambda: λ_a.
         pixel_tolerance, tolerance_lambda: τ and the weight of the hinge term.
         loss_resolution: compare images at this size (``None``: the generator's).
         lr: Adam learning rate.
         classifier: an attribute classifier file, for the edit comparison in validation / test (its output names
-            must include the edited attributes). ``None``: no edit comparison.
+            must include the edited attributes; normally the one that labelled the pairs). ``None``: no edit
+            comparison.
+        judge: a second attribute classifier file (not ``classifier``): the comparison then follows the reference
+            protocol, searching each path for ``classifier``'s ``edit_target`` (``edit_candidates`` points) and
+            counting success with the judge. ``None``: the step protocol with ``classifier`` alone.
         directions: InterFaceGAN direction files ``{attribute: file}`` for the comparison; attributes without one
             get a direction fitted on the training data.
         edit_codes: held-out codes edited in each comparison (0: no comparison in validation, e.g. when the
@@ -115,9 +129,11 @@ class StyleAEModule(ToolkitModule):
         generator: str,
         attribute_names: list[str],
         label_ranges: list[list[float]] | None = None,
+        label_scaling: str = "auto",
         n_layers: int = 4,
         hidden_dim: int | None = None,
         prelu_init: float = 0.9,
+        bias_init: str = "uniform",
         attribute_lambda: float = 0.3,
         pixel_tolerance: float = 0.04,
         tolerance_lambda: float = 1.0,
@@ -129,6 +145,9 @@ class StyleAEModule(ToolkitModule):
         edit_margin: float = 0.25,
         edit_steps: int = 8,
         edit_limit: float = 3.0,
+        judge: str | None = None,
+        edit_target: float = 0.91,
+        edit_candidates: int = 20,
         id_backend: str = "arcface",
         weights: dict[str, str] | None = None,
         export_path: str | None = None,
@@ -138,8 +157,12 @@ class StyleAEModule(ToolkitModule):
         if not 0 <= attribute_lambda <= 1:
             raise ValueError(f"attribute_lambda must be in [0, 1], got {attribute_lambda}")
         self.generator = FrozenGenerator.from_file(generator)
+        if label_scaling not in LABEL_SCALINGS:
+            raise ValueError(f"label_scaling must be one of {LABEL_SCALINGS}, got {label_scaling!r}")
+        if label_scaling == "data" and label_ranges is not None:
+            raise ValueError("label_scaling 'data' takes the ranges from the data; give no label_ranges with it")
         self.model = StyleAE(self.generator.style_dim, attribute_names, hidden_dim, n_layers, label_ranges,
-                             prelu_init)
+                             prelu_init, bias_init)
         self.classifier = load_attribute_classifier(classifier) if classifier else None
         if self.classifier is not None:
             self.classifier.requires_grad_(False)
@@ -147,6 +170,17 @@ class StyleAEModule(ToolkitModule):
             if missing:
                 raise ValueError(f"the classifier '{classifier}' has no output(s) {missing} (it has "
                                  f"{self.classifier.attribute_names})")
+        self.judge = None
+        if judge:
+            if self.classifier is None:
+                raise ValueError("judge is the reference protocol's second classifier; give classifier too")
+            if Path(judge).expanduser().resolve() == Path(classifier).expanduser().resolve():
+                raise ValueError(f"judge '{judge}' is the labelling classifier; the reference protocol needs another")
+            self.judge = load_attribute_classifier(judge)
+            self.judge.requires_grad_(False)
+            missing = [a for a in attribute_names if a not in binary_outputs(self.judge)]
+            if missing:
+                raise ValueError(f"the judge '{judge}' has no binary output(s) {missing}")
         k, dim = len(attribute_names), self.generator.style_dim
         self.register_buffer("direction_vectors", torch.zeros(k, dim))
         self.register_buffer("direction_known", torch.zeros(k, dtype=torch.bool))
@@ -182,6 +216,19 @@ class StyleAEModule(ToolkitModule):
         for name, direction in fitted.items():
             self._set_direction(name, direction)
 
+    def scale_labels(self, datamodule: Any) -> None:
+        """Set the model's label ranges from ``label_scaling`` over all of ``datamodule.data``'s labels (nothing
+        to do for ``"ranges"`` or given ``label_ranges``; the same data gives the same ranges on a resumed fit)."""
+        hp = self.hparams
+        if hp.label_scaling == "ranges" or hp.label_ranges is not None:
+            return
+        data = getattr(datamodule, "data", None)
+        labels = getattr(data, "labels", None)
+        if labels is None:
+            raise ValueError(f"label_scaling {hp.label_scaling!r} scales the labels over the data, but the "
+                             "DataModule has no .data.labels; use LatentAttributeDataModule or give label_ranges")
+        self.model.set_label_ranges(fit_label_ranges(labels, hp.label_scaling, None, self.model.attribute_names))
+
     # ------------------------------------------------------------------ losses
     def losses(self, w: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """:func:`styleae_losses` with the module's weights."""
@@ -199,6 +246,7 @@ class StyleAEModule(ToolkitModule):
         if names is not None and list(names) != self.model.attribute_names:
             raise ValueError(f"the data's label columns {list(names)} differ from the model's attribute_names "
                              f"{self.model.attribute_names}; list the same names in the same order")
+        self.scale_labels(datamodule)
         if self.classifier is not None and self.hparams.edit_codes > 0 and not bool(self.direction_known.all()):
             train = datamodule.train_dataset
             self.fit_missing_directions(train.w, train.labels)
@@ -245,22 +293,27 @@ class StyleAEModule(ToolkitModule):
         return {key: value[keep] for key, value in outputs.items()}
 
     def edit_comparison(self, w: torch.Tensor) -> dict[str, dict[str, dict[str, float]]]:
-        """:func:`evaluate_attribute_edits` of StyleAE and (where known) InterFaceGAN on codes ``w``."""
+        """The comparison of StyleAE and (where known) InterFaceGAN on codes ``w``: the reference protocol with a
+        ``judge``, else the step protocol."""
         hp = self.hparams
         editors: list = [StyleAEEditor(self.model, hp.edit_limit)]
         directions = self.interfacegan_directions()
         if len(directions) == self.model.n_attributes:
             editors.append(DirectionEditor(directions, hp.edit_limit))
-        return evaluate_attribute_edits(w, self.generator, self.classifier, editors,
-                                        binary_outputs(self.classifier, self.model.attribute_names), hp.edit_margin,
+        attributes = binary_outputs(self.classifier, self.model.attribute_names)
+        if self.judge is not None:
+            return evaluate_reference_protocol(w, self.generator, self.classifier, self.judge, editors, attributes,
+                                               hp.edit_target, "flip", hp.edit_candidates, identity=self.identity)
+        return evaluate_attribute_edits(w, self.generator, self.classifier, editors, attributes, hp.edit_margin,
                                         hp.edit_steps, self.identity)
 
     def _edit_comparison(self, w: torch.Tensor, split: str) -> dict[str, float]:
         results = self.edit_comparison(w)
+        metrics_of = REFERENCE_METRICS if self.judge is not None else METRICS
         logs = {f"{split}/edit/{editor}/{attribute}/{metric}": value for attribute, by_editor in results.items()
                 for editor, metrics in by_editor.items() for metric, value in metrics.items()}
-        logs.update({f"{split}/edit/{editor}/{metric}": value for editor, means in editor_means(results).items()
-                     for metric, value in means.items()})
+        logs.update({f"{split}/edit/{editor}/{metric}": value
+                     for editor, means in editor_means(results, metrics_of).items() for metric, value in means.items()})
         return logs
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
