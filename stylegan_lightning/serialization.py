@@ -214,12 +214,13 @@ def on_meta_device() -> Iterator[None]:
 def check_before_building(build: Callable[[], nn.Module], state: Mapping[str, Any], purpose: str) -> None:
     """Run ``build()`` on the meta device (no memory is allocated) and :func:`check_state` the result against
     ``state``: a stored configuration that asks for more (or other) weights than the file holds is refused before
-    the real module is built. ``TypeError`` / ``ValueError`` / ``AssertionError`` from ``build`` become a
+    the real module is built. ``TypeError`` / ``ValueError`` / ``AssertionError`` from ``build``, and the
+    ``RuntimeError`` of a shape no tensor can have (e.g. a storage size that overflows), become a
     :class:`CheckpointError`."""
     try:
         with on_meta_device():
             module = build()
-    except (TypeError, ValueError, AssertionError) as error:
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:
         raise CheckpointError(f"{purpose}: invalid configuration ({error})") from None
     check_state(module, state, purpose)
 

@@ -4,8 +4,8 @@ metric states, the DistributedSampler's shards, nothing rank-local in what is lo
 
 Each case writes a small config (a 16 px generator, a few steps), runs ``stylegan-lightning fit`` with 2 processes
 (validating after the last step, into a CSV logger), then ``stylegan-lightning validate`` on the last checkpoint with
-1 process, and compares every ``val/`` metric. Modules that train batch-norm layers (encoder, codec, HyperStyle) run
-``validate`` with 2 processes as well and compare that instead (see :func:`check_ddp`). The validation split has a
+1 process, and compares every ``val/`` metric. Modules that train batch-norm layers (encoder, codec, HyperStyle,
+GradStyle's residual modules) run ``validate`` with 2 processes as well and compare that instead (see :func:`check_ddp`). The validation split has a
 multiple of 2 x the batch size, so the DistributedSampler pads nothing.
 """
 
@@ -134,7 +134,7 @@ def test_gradstyle_module_under_ddp(generator, tmp_path):
                   "init_args": {"generator": generator, "e4e_checkpoint": encoder_file(generator, "e4e", tmp_path),
                                 "refine_layers": [2, 3], "aligner_head_dim": 16, "aligner_heads": 2,
                                 "lpips_lambda": 0.0, "id_lambda": 0.0, "image_log_every": 0, "lr": 1e-3}},
-        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true")
+        "data": synthetic_data(generator)}, strategy="ddp_find_unused_parameters_true", batch_norm=True)
     assert any(k.startswith("val/") for k in metrics)
 
 
