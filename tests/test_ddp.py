@@ -5,8 +5,8 @@ metric states, the DistributedSampler's shards, nothing rank-local in what is lo
 Each case writes a small config (a 16 px generator, a few steps), runs ``stylegan-lightning fit`` with 2 processes
 (validating after the last step, into a CSV logger), then ``stylegan-lightning validate`` on the last checkpoint with
 1 process, and compares every ``val/`` metric. Modules that train batch-norm layers (encoder, codec, HyperStyle,
-GradStyle's residual modules) run ``validate`` with 2 processes as well and compare that instead (see :func:`check_ddp`). The validation split has a
-multiple of 2 x the batch size, so the DistributedSampler pads nothing.
+GradStyle's residual modules) run ``validate`` with 2 processes as well and compare that instead (see
+:func:`check_ddp`). The validation split has a multiple of 2 x the batch size, so the DistributedSampler pads nothing.
 """
 
 from __future__ import annotations
