@@ -4,7 +4,7 @@
   LightningModules and DataModules (``--config configs/X.yaml`` with ``model:``, ``data:``, ``trainer:``
   sections; class paths may be short names such as ``EncoderModule``).
 - tool subcommands (``convert``, ``inspect``, ``sample``, ``weights``, ``invert``, ``edit``, ``compress``,
-  ``decompress``, ``evaluate``, ``label-latents``, ``compare-edits``, ...): every option can also come from the
+  ``decompress``, ``evaluate``, ``label-latents``, ``compare-edits``, ``serve``, ...): every option can also come from the
   YAML file given with ``--config`` -- either at the top level or in a section named after the tool, so one file
   can hold a training run and the tools that use its results. Options on the command line override the file.
   Errors about user input (missing or mismatched weight files, bad configuration) are printed as one line, exit
@@ -613,6 +613,8 @@ _package_tool("codec", "compress", "compress face images into scalable codec str
 _package_tool("codec", "decompress", "decode codec streams (.sglc) into PNG images from layers 1..k")
 _package_tool("codec", "evaluate", "rate, distortion and timings of every codec layer on a set of images (and "
                                   "classical baselines)")
+_package_tool("web", "serve", "the web demo on this machine: invert, edit and compress your own photo in the "
+                           "browser (127.0.0.1, offline)")
 _package_tool("photos", "align", "detect and FFHQ-align the faces of ordinary photos (aligned PNG + JSON to paste "
                                 "an edit back)")
 _package_tool("styleae", "label-latents", "write (w, attribute) pairs for StyleAE training: sampled codes labelled "
