@@ -27,14 +27,14 @@ DEMO_IDENTITY = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet -
 DEMO_ID_METRIC = $(if $(wildcard $(DEMO_ID_WEIGHTS)),--id-backend mobilefacenet --weights mobilefacenet=$(DEMO_ID_WEIGHTS))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: env test demo demo-sample demo-methods bench bench-codec bench-codec-interop demo-encoder demo-gradstyle \
-	demo-hyperstyle demo-styleae compare-styleae demo-train demo-ship train-stylegan train-prior prior-warm prior-gan \
-	prior-ship train-prior-cpu clean-env cuda-build-check gpu-check
+.PHONY: env test serve demo-directions web-screenshots demo demo-sample demo-methods bench bench-codec \
+	bench-codec-interop demo-encoder demo-gradstyle demo-hyperstyle demo-styleae compare-styleae demo-train demo-ship \
+	train-stylegan train-prior prior-warm prior-gan prior-ship train-prior-cpu clean-env cuda-build-check gpu-check
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
 	$(BIN)/python -m pip install -q $(PIP_C) torch torchvision
-	$(BIN)/python -m pip install -q $(PIP_C) -e ".[test]"
+	$(BIN)/python -m pip install -q $(PIP_C) -e ".[test,web]"
 	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], \
 		"stylegan_lightning_import_hook.pth").write_text("import stylegan_lightning\n")'  # any import order works
 	touch $(STAMP)
@@ -43,6 +43,15 @@ env: $(STAMP)  ## create / update the virtual environment
 
 test: $(STAMP)  ## run the test suite (CPU; CUDA tests are skipped without a GPU)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+serve: $(STAMP)  ## the web demo on http://127.0.0.1:7860 with the shipped demo models (CONFIG=... for yours; Ctrl-C stops)
+	$(BIN)/stylegan-lightning serve $(DEMO_IDENTITY) $(if $(CONFIG),--config $(CONFIG))
+
+demo-directions: $(STAMP)  ## refit the demo's edit directions into data/demo/directions (~2 min)
+	$(BIN)/python tools/fit_demo_directions.py
+
+web-screenshots: $(STAMP)  ## docs/web-*.png: the browser test's screenshots of both tabs (needs chromium, chromium-driver)
+	STYLEGAN_LIGHTNING_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_web_browser.py
 
 demo: $(STAMP)  ## codec demo with the shipped models: code the sample faces, decode each layer, grid + bpp/quality table
 	$(BIN)/stylegan-lightning evaluate --codec $(DEMO_CODEC) --images data/samples $(DEMO_ALIGN) $(DEMO_ID_METRIC) \

@@ -16,7 +16,7 @@ from stylegan_lightning.cli import CONFIG_SECTIONS, UsageError, main, parse_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "configs").rglob("*.yaml"))
-TOOL_CONFIGS = {"configs/demo/sample.yaml": "sample"}  # tool configs: the tool that reads each
+TOOL_CONFIGS = {"configs/demo/sample.yaml": "sample", "configs/demo/serve.yaml": "serve"}  # tool configs: the tool that reads each
 OVERLAYS = {"configs/cluster/multi-gpu.yaml": "configs/encoder.yaml"}  # trainer overlays: a task config under each
 
 

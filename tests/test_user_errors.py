@@ -97,6 +97,13 @@ CASES = [
      "not a mapping"),
     ("validate --ckpt_path http://...", ["validate", "--ckpt_path", "http://127.0.0.1:9/x.ckpt"],
      "not a local file"),
+    ("serve --port 70000", ["serve", "--port", "70000"], "must be in 0..65535"),
+    ("serve --host 0.0.0.0 (all interfaces)", ["serve", "--host", "0.0.0.0"], "not a loopback address"),
+    ("serve --host a host name", ["serve", "--host", "example.org"], "not an IP address"),
+    ("serve --max-upload-mb 0", ["serve", "--max-upload-mb", "0"], "must be >= 1"),
+    ("serve --codec missing", ["serve", "--codec", "{root}/missing.pt"], "does not exist"),
+    ("serve --directions missing", ["serve", "--directions", "{root}/missing"], "does not exist"),
+    ("serve --hyperstyle missing", ["serve", "--hyperstyle", "{root}/missing.pt"], "does not exist"),
 ]
 
 

@@ -144,10 +144,12 @@ def _requested_urls(driver) -> list[str]:
 
 
 def _screenshot(driver, name: str) -> None:
+    """With ``STYLEGAN_LIGHTNING_SCREENSHOTS=FOLDER``: the page as a small PNG there (256-colour palette)."""
     folder = os.environ.get("STYLEGAN_LIGHTNING_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(folder) / name))
+        page = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+        page.quantize(256, dither=Image.Dither.NONE).save(Path(folder) / name, optimize=True)
 
 
 def test_invert_edit_and_compress_in_a_browser(server, browser, tmp_path):
