@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -237,6 +238,15 @@ def test_invert_edit_and_compress_in_a_browser(server, browser, tmp_path):
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#decode-stream input[type=file]"), "no upload box")
     _upload(browser, "decode-stream", good)
     _wait(browser, lambda d: "Decoded" in _text(d, "compress-status"), "the stream did not decode")
+
+    # Uploads over the limit (2 MB here) are refused by the server itself, not only by the page.
+    body = b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n\r\n" + \
+        bytes(3 << 20) + b"\r\n--x--\r\n"
+    request = urllib.request.Request(f"{url}/gradio_api/upload", data=body, method="POST",
+                                     headers={"Content-Type": "multipart/form-data; boundary=x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=WAIT)
+    assert refused.value.code == 413
 
     foreign = [u for u in _requested_urls(browser) if not re.match(r"(http://127\.0\.0\.1:\d+/|data:|blob:)", u)]
     assert not foreign, foreign
