@@ -163,3 +163,29 @@ def test_bad_uploads_are_one_line_errors(models, aligned, tmp_path):
         actions.align_photo(tmp_path / "wall.png", models, 64)
     with pytest.raises(UsageError, match="cannot read the photo: notes.jpg"):
         actions.align_photo(tmp_path / "notes.jpg", models, 64)
+
+
+def test_a_user_method_at_another_size(models, tmp_path):
+    """A user's HyperStyle over a 32 px generator beside the 64 px demo e4e: the page aligns at its size, its PSNR
+    compares like with like, and the sliders (fitted on the demo generator's W) say why they do not apply."""
+    from stylegan_lightning.encoders import SMALL_BLOCKS, SMALL_CHANNELS, build_inverter
+    from stylegan_lightning.hyperstyle import build_hyperstyle, save_hyperstyle
+    from stylegan_lightning.stylegan2 import FrozenGenerator, Generator
+    from stylegan_lightning.web.models import Method
+
+    torch.manual_seed(0)
+    generator = FrozenGenerator(Generator(32, style_dim=32, n_mlp=2, channel_max=16).eval())
+    encoder = build_inverter("w", generator, input_size=32, blocks=SMALL_BLOCKS, channels=SMALL_CHANNELS).encoder
+    model = build_hyperstyle(encoder, generator, layers_to_tune=[0, 2, 3], n_iters=2, input_size=32,
+                             shared_layers=[0]).eval()
+    checkpoint = save_hyperstyle(tmp_path / "hyperstyle.pt", model, w_encoder_path=tmp_path / "w_encoder.pt")
+    settings = models.settings
+    user_method = Method("HyperStyle", "hyperstyle", str(checkpoint), {"w_encoder": str(tmp_path / "w_encoder.pt")})
+    mine = DemoModels(type(settings)(**{**settings.__dict__, "methods": (*settings.methods, user_method)}))
+    size = mine.inversion_model("HyperStyle").decoder.size
+    aligned = actions.align_photo(SAMPLE, mine, size)
+    inversion = actions.invert_face(aligned, "HyperStyle", mine)
+    assert inversion.reconstruction.shape == (3, 32, 32) and np.isfinite(inversion.psnr)
+    assert actions.render_edit(inversion, {}, mine).face.size == (32, 32)
+    with pytest.raises(UsageError, match="128-d codes"):
+        actions.render_edit(inversion, {"ganspace": ("component 0", 1.0)}, mine)

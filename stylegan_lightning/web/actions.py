@@ -105,12 +105,17 @@ def invert_face(aligned: AlignedPhoto, method: str, models: DemoModels) -> Inver
     w_plus, render = model.prepare_edits(target)
     reconstruction = render(0, w_plus[:1]).clamp(-1, 1)
     seconds = time.perf_counter() - start
+    if target.shape[-2:] != reconstruction.shape[-2:]:  # a model whose generator has another size
+        from ..utils.images import resize_images
+
+        target = resize_images(target, tuple(reconstruction.shape[-2:]))
     identity = None
     if models.identity is not None:
         embeddings = models.identity(torch.cat([target, reconstruction]))
         identity = float(models.identity.similarity(embeddings[:1], embeddings[1:]))
     info = models.methods[method]
-    return Inversion(method, info.kind, info.checkpoint, dict(model.decoder.generator.config), aligned, w_plus.cpu(), lambda codes: render(0, codes.to(device)), reconstruction[0].cpu(),
+    return Inversion(method, info.kind, info.checkpoint, dict(model.decoder.generator.config), aligned, w_plus.cpu(),
+                     lambda codes: render(0, codes.to(device)), reconstruction[0].cpu(),
                      _psnr(reconstruction, target), identity, seconds)
 
 
@@ -119,6 +124,10 @@ def edited_codes(w_plus: torch.Tensor, choices: Mapping[str, tuple[str | None, f
     """``w_plus`` with each slider's edit applied in :data:`~.models.FAMILIES` order; ``choices``: family ->
     (edit label, strength); a missing label or strength 0 leaves the codes as they are."""
     edits = models.edits
+    if any(strength for label, strength in choices.values() if label) and \
+            w_plus.shape[-1] != models.generator.style_dim:
+        raise UsageError(f"the edit sliders work on {models.generator.style_dim}-d codes (the first method's "
+                         f"generator); this inversion's codes are {w_plus.shape[-1]}-d")
     for family in FAMILIES:
         label, strength = choices.get(family, (None, 0.0))
         if not label or not strength:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..codec.bitstream import SUFFIX
 from ..codec.tools import layer_span, layers_text
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 from ..photos.tools import PHOTO_SUFFIXES
 from . import actions
 from .models import FAMILIES, FAMILY_LABELS, DemoModels
@@ -41,6 +41,10 @@ def _view(image: Image.Image | None) -> Image.Image | None:
         return image
     factor = -(-VIEW_SIZE // image.size[0])
     return image.resize((image.size[0] * factor, image.size[1] * factor), Image.Resampling.NEAREST)
+
+
+PAGE_ERRORS = (UsageError, CheckpointError)
+"""What the page reports as a one-line message: a bad upload, or a model file that does not load."""
 
 
 def _error(message: str) -> str:
@@ -88,14 +92,16 @@ class DemoPage:
         if not path:
             return (*empty, _error("upload a photo first"))
         try:
-            progress(0.1, desc="Finding and aligning the face")
-            aligned = actions.align_photo(path, self.models, self.models.generator.size)
-            progress(0.4, desc=f"Loading and running {method}")
+            progress(0.05, desc=f"Loading {method}")
+            size = self.models.inversion_model(method).decoder.size
+            progress(0.2, desc="Finding and aligning the face")
+            aligned = actions.align_photo(path, self.models, size)
+            progress(0.4, desc=f"Inverting with {method}")
             inversion = actions.invert_face(aligned, method, self.models)
             progress(0.8, desc="Applying the edits and pasting the face back")
             face, pasted, image_path, latents_path, _ = self._edit_outputs(inversion, self._choices(values, families),
                                                                            "edited")
-        except UsageError as error:
+        except PAGE_ERRORS as error:
             return (*empty, _error(str(error)))
         return (inversion, _view(_pil_face(aligned)), _view(actions._pil(inversion.reconstruction)), face, pasted,
                 image_path, latents_path, self._metrics(inversion), f"Inverted `{aligned.name}`.")
@@ -107,7 +113,7 @@ class DemoPage:
         try:
             face, pasted, image_path, latents_path, seconds = self._edit_outputs(
                 inversion, self._choices(values, families), "edited")
-        except UsageError as error:
+        except PAGE_ERRORS as error:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _error(str(error))
         return face, pasted, image_path, latents_path, f"Edited in {1000 * seconds:.0f} ms."
 
@@ -134,7 +140,7 @@ class DemoPage:
             aligned = actions.align_photo(path, self.models, self.models.codec.generator.size)
             progress(0.4, desc="Coding the face and decoding each layer")
             coded = actions.compress_face(aligned, self.models)
-        except UsageError as error:
+        except PAGE_ERRORS as error:
             return (*empty, _error(str(error)))
         stream_path = self._folder() / f"{Path(aligned.name).stem}{SUFFIX}"
         stream_path.write_bytes(coded.data)
@@ -155,7 +161,7 @@ class DemoPage:
             if Path(path).stat().st_size > 1 << 20:
                 raise UsageError(f"'{name}' is {Path(path).stat().st_size} bytes, larger than any face stream")
             layers = actions.decode_stream(Path(path).read_bytes(), self.models, name)
-        except UsageError as error:
+        except PAGE_ERRORS as error:
             return (*empty, _error(str(error)))
         last = layers[-1]
         return (None, *self._layer_views(layers), None, None,
