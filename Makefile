@@ -58,7 +58,7 @@ demo: $(STAMP)  ## codec demo with the shipped models: code the sample faces, de
 		--classifier $(DEMO_CLASSIFIER) --baselines jpeg,webp,avif,heic --grid outputs/demo/codec-grid.png \
 		--csv outputs/demo/codec-table.csv
 
-# HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16) nor GradStyle (26 MB); after
+# HyperStyle is not shipped (its ResNet-34 hypernetwork is 300 MB even in float16) nor GradStyle (42 MB); after
 # `make demo-hyperstyle` / `make demo-gradstyle` demo-methods compares them too.
 demo-methods: $(STAMP)  ## W-encoder vs e4e vs GradStyle (and HyperStyle once trained) on the sample faces (table + grid)
 	$(BIN)/python benchmarks/compare_inversion.py --images data/samples $(DEMO_ALIGN) --out outputs/demo/methods \
@@ -126,7 +126,7 @@ train-prior-cpu: prior-warm prior-gan prior-ship  ## the CPU face prior, all sta
 demo-encoder: $(STAMP)  ## CPU: train the demo e4e on real faces over the face prior (~18 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/encoder.yaml
 
-# GradStyle is not committed (its slimmed checkpoint is 26 MB): demo-gradstyle trains it and writes $(DEMO_GRADSTYLE).
+# GradStyle is not committed (its slimmed checkpoint is 42 MB): demo-gradstyle trains it and writes $(DEMO_GRADSTYLE).
 demo-gradstyle: $(STAMP)  ## CPU: train GradStyle over the shipped demo e4e and the face prior, write data/demo/ (~15 min)
 	$(BIN)/stylegan-lightning fit --config configs/demo/gradstyle.yaml
 	$(call demo_ship_one,gradstyle:outputs/demo/gradstyle/checkpoints/last.ckpt:gradstyle-64.ckpt)

@@ -61,7 +61,7 @@ def test_demo_encoders_reconstruct_faces(faces):
 
 def test_demo_gradstyle_improves_on_e4e(faces):
     if not (DEMO / "gradstyle-64.ckpt").is_file():
-        pytest.skip("data/demo/gradstyle-64.ckpt is not committed (26 MB): `make demo-gradstyle` writes it")
+        pytest.skip("data/demo/gradstyle-64.ckpt is not committed (42 MB): `make demo-gradstyle` writes it")
     assert invert_psnr(faces, "gradstyle", "gradstyle-64.ckpt") > invert_psnr(faces, "encoder", "e4e-64.pt") + 0.3
 
 
