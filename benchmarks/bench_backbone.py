@@ -1,6 +1,11 @@
 """Backbone benchmark: custom-op throughput (reference vs CUDA when available) and generator images/s at
 256 and 1024 (config-f channels), batch 1 and 8. Prints Markdown tables.
 
+The generator table gives the convolutions' GFLOP per image (``torch.utils.flop_counter.FlopCounterMode`` over one
+forward: 2 x multiply-accumulates of every convolution, transposed, grouped and depthwise ones included, and of the
+mapping network's matrix products) and the share of this machine's floor, measured as the GFLOP/s of a 2048 x 2048
+float32 matrix product on the same threads.
+
     python benchmarks/bench_backbone.py                      # CPU (+ CUDA if present)
     python benchmarks/bench_backbone.py --sizes 256 --batches 1 --repeats 2
 """
@@ -46,8 +51,25 @@ def bench_ops(devices: list[torch.device], repeats: int) -> str:
     return format_table(rows, ["op", "device", "impl", "ms", "input GB/s"])
 
 
+def matmul_gflops(device: torch.device, repeats: int) -> float:
+    """GFLOP/s of a 2048 x 2048 float32 matrix product: the FLOP floor the convolutions are compared with."""
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
+    return 2 * 2048**3 / median_seconds(lambda: a @ b, max(repeats, 3), device) / 1e9
+
+
+def forward_gflop(frozen: FrozenGenerator, w: torch.Tensor) -> float:
+    """GFLOP of one forward of ``frozen`` on ``w``, as counted by PyTorch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        frozen(w)
+    return counter.get_total_flops() / 1e9
+
+
 def bench_generator(devices: list[torch.device], sizes: list[int], batches: list[int], repeats: int) -> str:
     rows = []
+    floors = {str(device): matmul_gflops(device, repeats) for device in devices}
     for size in sizes:
         torch.manual_seed(0)
         generator = Generator(size)  # config-f: channel_multiplier 2, style_dim 512, 8 mapping layers
@@ -69,10 +91,14 @@ def bench_generator(devices: list[torch.device], sizes: list[int], batches: list
                     if device.type == "cuda":
                         memory = round(torch.cuda.max_memory_allocated(device) / 2**20)
                         torch.cuda.reset_peak_memory_stats(device)
+                    gflop = forward_gflop(frozen, w)
                     rows.append([size, round(params, 1), str(device), impl, batch, round(seconds, 4),
-                                 round(batch / seconds, 2), memory])
-    return format_table(rows, ["size", "params (M)", "device", "ops", "batch", "s / batch", "images/s",
-                               "peak CUDA MiB"])
+                                 round(seconds / batch, 4), round(gflop / batch, 1),
+                                 f"{gflop / seconds / floors[str(device)]:.0%}", memory])
+    table = format_table(rows, ["size", "params (M)", "device", "ops", "batch", "s / batch", "s / image",
+                                "GFLOP / image", "share of floor", "peak CUDA MiB"])
+    floor_line = ", ".join(f"{device}: {gflops:.0f} GFLOP/s" for device, gflops in floors.items())
+    return f"{table}\n\nFloor (2048 x 2048 float32 matrix product): {floor_line}"
 
 
 def main() -> None:

@@ -140,17 +140,22 @@ def test_zero_weight_deltas_reproduce_plain_generator(tiny_generator):
     assert torch.allclose(plain, with_zero, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [4, 16])
 @pytest.mark.parametrize("mode", ["plain", "upsample", "downsample", "torgb"])
-def test_grouped_and_activation_modulation_paths_agree(mode):
-    """A shared kernel modulates activations, per-sample kernels use a grouped conv: same maths."""
+def test_grouped_and_activation_modulation_paths_agree(mode, size):
+    """A shared kernel modulates activations, per-sample kernels use a grouped conv: same maths. A batch takes the
+    activation path where its feature maps cost less to scale than per-sample kernels to modulate (4 px), else the
+    grouped one (16 px)."""
     from stylegan_lightning.stylegan2.layers import ModulatedConv2d
 
     torch.manual_seed(0)
     kernel_size, demodulate = (1, False) if mode == "torgb" else (3, True)
     layer = ModulatedConv2d(6, 5, kernel_size, 8, demodulate=demodulate, upsample=mode == "upsample",
                             downsample=mode == "downsample").double()
-    x, style = torch.randn(3, 6, 8, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
-    batched = layer(x, style)  # shared kernel, batch 3 -> activation modulation
+    expected_path = (6 + 5) * size * size < 3 * 5 * 6 * kernel_size**2
+    assert layer._activations_cost_less(size, size) == expected_path
+    x, style = torch.randn(3, 6, size, size, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    batched = layer(x, style)  # shared kernel, batch 3
     one_by_one = torch.cat([layer(x[i: i + 1], style[i: i + 1]) for i in range(3)])  # batch 1 -> grouped conv
     zero_delta = layer(x, style, weight_delta=torch.zeros(3, 5, 6, kernel_size, kernel_size, dtype=torch.float64))
     assert torch.allclose(batched, one_by_one, atol=1e-12) and torch.allclose(batched, zero_delta, atol=1e-12)

@@ -174,7 +174,7 @@ class ModulatedConv2d(nn.Module):
         batch, in_channel, height, width = x.shape
         style = self.modulation(style)
         weight = self.weight if weight_delta is None else self.weight * (1 + weight_delta)
-        if weight.shape[0] == 1 and batch > 1:
+        if weight.shape[0] == 1 and batch > 1 and self._activations_cost_less(height, width):
             return self._modulate_activations(x, style, weight[0])
         weight = self.scale * weight * style.view(batch, 1, in_channel, 1, 1)  # [B, out, in, k, k]
         if self.demodulate:
@@ -194,6 +194,11 @@ class ModulatedConv2d(nn.Module):
         weight = weight.view(batch * self.out_channel, in_channel, k, k)
         out = F.conv2d(x, weight, padding=padding, stride=stride, groups=batch)
         return out.view(batch, self.out_channel, *out.shape[2:])
+
+    def _activations_cost_less(self, height: int, width: int) -> bool:
+        """Whether scaling the activations (two passes over the input and output feature maps) costs less per
+        sample than modulating and demodulating a kernel of its own (about three passes over the weight)."""
+        return (self.in_channel + self.out_channel) * height * width < 3 * self.weight[0].numel()
 
     def _modulate_activations(self, x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The same result for a weight shared by the batch: scale the input channels by the style, convolve
@@ -227,7 +232,7 @@ class NoiseInjection(nn.Module):
         if noise is None:
             batch, _, height, width = image.shape
             noise = image.new_empty(batch, 1, height, width).normal_()
-        return image + self.weight * noise
+        return torch.addcmul(image, self.weight, noise)  # image + weight * noise in one pass
 
 
 class ConstantInput(nn.Module):
