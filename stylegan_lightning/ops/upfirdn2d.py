@@ -77,15 +77,23 @@ def upfirdn2d_ref(
     if ux > 1 or uy > 1:
         return _upsample_ref(x, kernel, ux, uy, dx, dy, px0, px1, py0, py1)
 
-    x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
+    padding: tuple[int, int] | int = 0
+    if px0 == px1 >= 0 and py0 == py1 >= 0:  # the convolution pads: no padded copy of the input (same zeros)
+        padding = (py0, px0)
+    else:
+        x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
     kernel = kernel.flip(list(range(kernel.ndim)))  # conv2d correlates
     if kernel.ndim == 1:  # separable: filter rows, then columns
         taps = kernel.numel()
-        x = F.conv2d(x, kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps), groups=channels, stride=(1, dx))
-        x = F.conv2d(x, kernel.view(1, 1, taps, 1).expand(channels, 1, taps, 1), groups=channels, stride=(dy, 1))
+        py, px = padding if isinstance(padding, tuple) else (0, 0)
+        x = F.conv2d(x, kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps), groups=channels, stride=(1, dx),
+                     padding=(0, px))
+        x = F.conv2d(x, kernel.view(1, 1, taps, 1).expand(channels, 1, taps, 1), groups=channels, stride=(dy, 1),
+                     padding=(py, 0))
     else:
         kh, kw = kernel.shape
-        x = F.conv2d(x, kernel.view(1, 1, kh, kw).expand(channels, 1, kh, kw), groups=channels, stride=(dy, dx))
+        x = F.conv2d(x, kernel.view(1, 1, kh, kw).expand(channels, 1, kh, kw), groups=channels, stride=(dy, dx),
+                     padding=padding)
     return x
 
 
