@@ -2,8 +2,8 @@
 
 For each, images/s of one optimiser step (forward, backward, Adam; median of ``--repeats`` after one warm-up) and
 the 10 operators with the most self CPU time in one profiled step (``torch.profiler``). The prior step is
-:class:`PriorWarmStartModule` with the shipped channel table (``configs/prior64-cpu.yaml``: L1 + coarse MSE, the
-identity loss when ``--identity`` names the MobileFaceNet file); the codec step is the objective of
+``bench_prior.py``'s warm-start step with the shipped channel table (``configs/prior64-cpu.yaml``: L1 + coarse
+MSE, the identity loss when ``--identity`` names the MobileFaceNet file); the codec step is the objective of
 ``configs/demo/codec.yaml`` (rate + per-layer distortions; the identity term when its file is there) with its
 Adam step. Prints Markdown tables.
 
@@ -25,23 +25,14 @@ from torch.profiler import ProfilerActivity, profile
 from stylegan_lightning.utils import format_table, median_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIOR_CHANNELS = {4: 256, 8: 256, 16: 128, 32: 96, 64: 48}
 
 
 def prior_step(images: torch.Tensor, identity: str | None):
+    from bench_prior import CANDIDATES, SHIPPED, warm_start_step  # the sibling script (benchmarks/ is on sys.path)
     from stylegan_lightning.stylegan2.prior import PriorWarmStartModule
 
     extra = {"id_lambda": 0.1, "id_weights": identity} if identity else {}
-    module = PriorWarmStartModule(channels=PRIOR_CHANNELS, **extra)
-    optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
-
-    def step():
-        loss, _ = module.reconstruction_loss(images, single_w=False)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return warm_start_step(PriorWarmStartModule(**CANDIDATES[SHIPPED], **extra), images)
 
 
 def codec_step(images: torch.Tensor, identity: str | None):

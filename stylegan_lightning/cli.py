@@ -357,13 +357,15 @@ def _invert(args: argparse.Namespace) -> int:
             save_image(image, out / "reconstructions" / (Path(key).with_suffix(".png")))
     pairs = torch.stack([targets, reconstructions], 1).flatten(0, 1)
     save_image(pairs[: 2 * 16], out / "grid.png", nrow=2)
+    from .metrics.fidelity import psnr
+
     mse = (reconstructions - targets).pow(2).flatten(1).mean(1)
     rows = [["images", len(keys)], ["method / checkpoint", f"{args.method} / {args.checkpoint}"],
             ["W+ shape", tuple(w_plus.shape)],
             ["seconds per image (first batch's warm-up included)", round(timer.seconds / len(keys), 4)],
             *([["refinement iterations", model.n_iters]] if hasattr(model, "n_iters") else []),
             ["mean MSE ([-1, 1])", round(mse.mean().item(), 5)],
-            ["mean PSNR (dB)", round((10 * torch.log10(4 / mse.clamp_min(1e-12))).mean().item(), 2)],
+            ["mean PSNR (dB)", round(psnr(reconstructions, targets).mean().item(), 2)],
             ["written", f"{out / 'latents.pt'}, {out / 'grid.png'} (input | reconstruction)"]]
     print(format_table(rows, ["invert", "value"]))
     return 0

@@ -130,6 +130,11 @@ class CodecStream:
         """Layers present in this stream."""
         return len(self.layers)
 
+    def bits_per_pixel(self, num_bytes: int) -> float:
+        """``num_bytes`` (of this stream, a prefix of it, or another file of the same image) in bits per pixel of
+        the image this stream codes."""
+        return 8.0 * num_bytes / (self.height * self.width)
+
     def layer_payload(self, layer: int) -> bytes:
         return self.layers.hyper[layer - 1] + self.layers.symbols[layer - 1]
 

@@ -164,10 +164,6 @@ def open_images(path: str | Path, resolution: int, masks: str | None = None, ali
     return list(dataset.keys), read
 
 
-def _bpp(num_bytes: int, stream: CodecStream) -> float:
-    return 8.0 * num_bytes / (stream.height * stream.width)
-
-
 # ------------------------------------------------------------------------------------------------ compress
 def run_compress(args: argparse.Namespace) -> int:
     """``compress``: write one stream per input image and print the bytes and bpp of its layer prefixes."""
@@ -214,12 +210,12 @@ def run_compress(args: argparse.Namespace) -> int:
     for key, stream, stream_sizes in zip(keys, streams, sizes):
         row: list[Any] = [key]
         for size in stream_sizes:
-            row += [size, round(_bpp(size, stream), 5)]
+            row += [size, round(stream.bits_per_pixel(size), 5)]
         rows.append(row)
     mean: list[Any] = [f"mean ({len(keys)} images)"]
     for k in range(layers):
         mean += [round(sum(s[k] for s in sizes) / len(sizes), 1),
-                 round(sum(_bpp(s[k], stream) for s, stream in zip(sizes, streams)) / len(sizes), 5)]
+                 round(sum(stream.bits_per_pixel(s[k]) for s, stream in zip(sizes, streams)) / len(sizes), 5)]
     rows.append(mean)
     print(format_table(rows, headers))
     height, width = streams[0].height, streams[0].width
@@ -292,7 +288,7 @@ def run_decompress(args: argparse.Namespace) -> int:
                 bar.update(1)
             used = stream.sizes()[layers - 1]
             rows.append([str(path), path.stat().st_size, f"{layer_span(layers)} of {stream.n_layers}",
-                         f"{stream.height}x{stream.width}", used, round(_bpp(used, stream), 5),
+                         f"{stream.height}x{stream.width}", used, round(stream.bits_per_pixel(used), 5),
                          ", ".join(str(o) for _, o in outputs)])
     print(format_table(rows, ["stream", "file bytes", "layers decoded", "size", "bytes used", "bpp", "written"]))
     print(f"\n{len(jobs)} stream(s), {decoded} image(s) decoded: {seconds / decoded:.4f} s per image on {device} "

@@ -25,14 +25,21 @@ class MeanSquaredError(MeanOverImages):
         return (preds.double() - target.double()).pow(2).flatten(1).mean(1)
 
 
+def psnr(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB [B] of images [B, ...] in [-1, 1] (peak-to-peak 2), in float64; the mean squared
+    error is floored at 1e-12 so equal images give a finite 130 dB."""
+    mse = (preds.double() - target.double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(DATA_RANGE**2 / mse.clamp_min(1e-12))
+
+
 class PSNR(MeanOverImages):
-    """Per-image peak signal-to-noise ratio in dB (peak = the [-1, 1] range), averaged over images."""
+    """Per-image peak signal-to-noise ratio in dB (peak = the [-1, 1] range; :func:`psnr` of the images clamped
+    to it), averaged over images."""
 
     higher_is_better = True
 
     def per_image(self, preds, target):
-        mse = (preds.double().clamp(-1, 1) - target.double().clamp(-1, 1)).pow(2).flatten(1).mean(1)
-        return 10 * torch.log10(DATA_RANGE**2 / mse.clamp_min(1e-12))
+        return psnr(preds.clamp(-1, 1), target.clamp(-1, 1))
 
 
 class SSIM(MeanOverImages):

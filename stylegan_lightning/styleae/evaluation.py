@@ -271,6 +271,8 @@ def evaluate_reference_protocol(
         ``{attribute: {editor name: {metric: value}}}`` with the metrics of :data:`REFERENCE_METRICS` (``identity``
         only with an identity network; metrics over the common codes are NaN when there are none).
     """
+    from ..metrics.fidelity import psnr
+
     if judge is labeller:
         raise ValueError("the judge must be a classifier other than the labeller (the one the search aims)")
     if not 0.5 < target < 1:
@@ -340,8 +342,7 @@ def evaluate_reference_protocol(
                 change = (scored[common] - start_judged[common])[:, others]
                 metrics["other_l2"] = change.norm().item() if others else 0.0
                 metrics["other_change"] = change.abs().mean().item() if others else 0.0
-                error = (images[common] - start_images[common]).pow(2).flatten(1).mean(1).clamp(min=1e-12)
-                metrics["psnr"] = (10 * torch.log10(4.0 / error)).mean().item()  # peak-to-peak 2 in [-1, 1]
+                metrics["psnr"] = psnr(images[common], start_images[common]).mean().item()
                 if embedding is not None:
                     metrics["identity"] = (embedding[common] * start_embedding[common]).sum(1).mean().item()
             else:

@@ -26,17 +26,6 @@ from .models import FAMILIES, DemoModels
 PASTE_FEATHER = 0.1  # share of the face side over which a pasted face fades into the photo
 
 
-def _bpp(num_bytes: int, height: int, width: int) -> float:
-    """Bits per pixel of ``num_bytes`` for a ``height`` x ``width`` image."""
-    return 8.0 * num_bytes / (height * width)
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two images in [-1, 1] (peak-to-peak 2)."""
-    mse = (a.float() - b.float()).pow(2).mean().clamp_min(1e-12)
-    return float(10 * torch.log10(4 / mse))
-
-
 def _pil(image: torch.Tensor) -> Image.Image:
     from ..utils import tensor_to_pil
 
@@ -109,6 +98,8 @@ def invert_face(aligned: AlignedPhoto, method: str, models: DemoModels) -> Inver
         from ..utils.images import resize_images
 
         target = resize_images(target, tuple(reconstruction.shape[-2:]))
+    from ..metrics.fidelity import psnr
+
     identity = None
     if models.identity is not None:
         embeddings = models.identity(torch.cat([target, reconstruction]))
@@ -116,7 +107,7 @@ def invert_face(aligned: AlignedPhoto, method: str, models: DemoModels) -> Inver
     info = models.methods[method]
     return Inversion(method, info.kind, info.checkpoint, dict(model.decoder.generator.config), aligned, w_plus.cpu(),
                      lambda codes: render(0, codes.to(device)), reconstruction[0].cpu(),
-                     _psnr(reconstruction, target), identity, seconds)
+                     float(psnr(reconstruction, target)), identity, seconds)
 
 
 def edited_codes(w_plus: torch.Tensor, choices: Mapping[str, tuple[str | None, float]],
@@ -229,7 +220,7 @@ def _decoded_layers(stream, models: DemoModels) -> list[LayerImage]:
 
     sizes = stream.sizes()
     return [LayerImage(k, _pil(decompress_stream(models.codec, stream, k)[0]), sizes[k - 1],
-                       _bpp(sizes[k - 1], stream.height, stream.width)) for k in range(1, stream.n_layers + 1)]
+                       stream.bits_per_pixel(sizes[k - 1])) for k in range(1, stream.n_layers + 1)]
 
 
 @torch.no_grad()
@@ -251,7 +242,7 @@ def compress_face(aligned: AlignedPhoto, models: DemoModels, baselines: tuple[st
     for name in (b for b in baselines if b in available_classical_codecs()):
         quality, file = closest_classical(face, name, len(data))
         classical.append(ClassicalImage(name, quality, decode_classical(file, name), len(file),
-                                        _bpp(len(file), stream.height, stream.width)))
+                                        stream.bits_per_pixel(len(file))))
     return Compression(data, stream.height, stream.width, layers, classical, seconds)
 
 
