@@ -49,7 +49,7 @@ import copy
 import hashlib
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -80,6 +80,17 @@ def round_straight_through(x: torch.Tensor) -> torch.Tensor:
 def round_to_grid(x: torch.Tensor, grid: int) -> torch.Tensor:
     """``round(x * grid) / grid`` (exact for a power-of-two ``grid``)."""
     return torch.round(x * grid) / grid
+
+
+def hash_tensors(digest: Any, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Feed each name and tensor into ``digest`` (a hashlib object); floating tensors are widened to float64 first
+    (exactly), so a float64 copy of a model hashes like the model."""
+    for key, value in named_tensors:
+        digest.update(key.encode())
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.to(torch.float64)
+        digest.update(value.clone().numpy().tobytes())  # a copy: numpy() pins storage
 
 
 @dataclass
@@ -258,14 +269,17 @@ class ScalableFaceCodec(nn.Module):
         decoded = latent_avg[:m] + self.synthesis(y_hat, torch.arange(m, device=y_hat.device))
         return torch.cat([decoded, w_hat[:, m:]], dim=1)
 
-    def entropy_parameters(self, z_hat_prefix: torch.Tensor, y_hat_before: torch.Tensor,
-                           layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def entropy_parameters(self, z_hat_prefix: torch.Tensor, y_hat_before: torch.Tensor, layer: int,
+                           network: nn.ModuleDict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(means, scales) [B, n_k, C] of layer ``layer``'s tokens from ẑ of layers 1..layer and ŷ of layers
-        1..layer-1 (exactly what a receiver holding those layers has)."""
+        1..layer-1 (exactly what a receiver holding those layers has), computed by this codec's hyper-decoder and
+        entropy transformer or by ``network`` (:meth:`coding_network`'s copy of them)."""
+        hyper_decoder = self.hyper_decoder if network is None else network["hyper_decoder"]
+        transformer = self.entropy_transformer if network is None else network["entropy_transformer"]
         start, end = self.groups[layer - 1][0], self.layer_end(layer)
-        features = self.hyper_decoder(z_hat_prefix[:, :end], self.layer_ids)[:, start:end]
+        features = hyper_decoder(z_hat_prefix[:, :end], self.layer_ids.to(z_hat_prefix.device))[:, start:end]
         positions = torch.arange(start, device=features.device)
-        return self.entropy_transformer(features, y_hat_before[:, :start], positions)
+        return transformer(features, y_hat_before[:, :start], positions)
 
     def forward(self, images: torch.Tensor,
                 tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> CodecOutput:
@@ -320,13 +334,8 @@ class ScalableFaceCodec(nn.Module):
         digest = hashlib.sha256()
         owners = [(f"hyper_bottlenecks.{i}.", b) for i, b in enumerate(self.hyper_bottlenecks)]
         for prefix, owner in [*owners, ("gaussian.", self.gaussian)]:
-            for key, value in sorted(owner.state_dict().items()):
-                if key.rsplit(".", 1)[-1] in ENTROPY_TABLE_BUFFERS:
-                    continue
-                digest.update((prefix + key).encode())
-                value = value.detach().cpu()
-                digest.update((value.to(torch.float64) if value.is_floating_point() else value).clone().numpy()
-                              .tobytes())
+            hash_tensors(digest, ((prefix + key, value) for key, value in sorted(owner.state_dict().items())
+                                  if key.rsplit(".", 1)[-1] not in ENTROPY_TABLE_BUFFERS))
         return digest.digest()
 
     @property
@@ -382,10 +391,7 @@ class ScalableFaceCodec(nn.Module):
         """The coding path's :meth:`entropy_parameters`: float64 CPU inputs (ẑ of layers 1..layer, ŷ of layers
         before it, both exact) through :meth:`coding_network`, then :meth:`coding_choice`."""
         network = self.coding_network() if network is None else network
-        start, end = self.groups[layer - 1][0], self.layer_end(layer)
-        layer_ids = self.layer_ids.cpu()
-        features = network["hyper_decoder"](z_hat[:, :end], layer_ids)[:, start:end]
-        means, scales = network["entropy_transformer"](features, y_hat_before[:, :start], torch.arange(start))
+        means, scales = self.entropy_parameters(z_hat, y_hat_before, layer, network)
         return self.coding_choice(means, scales, margins)
 
     def decode_hyper(self, layer: int, string: bytes) -> torch.Tensor:
@@ -475,16 +481,12 @@ class ScalableFaceCodec(nn.Module):
 
     def fingerprint(self) -> bytes:
         """8-byte digest of the receiver-side model (:meth:`decoder_state`, floating tensors widened to float64,
-        and the layout); a stream carries it so that a different model refuses it. Cached until :meth:`update` or :meth:`invalidate_fingerprint`."""
+        and the layout); a stream carries it so that a different model refuses it. Cached until :meth:`update` or
+        :meth:`invalidate_fingerprint`."""
         if self._fingerprint is None:
             digest = hashlib.sha256(repr(sorted((k, v) for k, v in self.config.items())).encode())
             digest.update(repr(self.groups).encode())
-            for key, value in sorted(self.decoder_state().items()):
-                digest.update(key.encode())
-                value = value.detach().cpu()
-                if value.is_floating_point():  # widened (exactly): a float64 copy of the model is the same model
-                    value = value.to(torch.float64)
-                digest.update(value.clone().numpy().tobytes())  # a copy: numpy() pins storage
+            hash_tensors(digest, sorted(self.decoder_state().items()))
             self._fingerprint = digest.digest()[:8]
         return self._fingerprint
 
