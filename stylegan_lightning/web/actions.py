@@ -87,6 +87,8 @@ class Inversion:
 @torch.no_grad()
 def invert_face(aligned: AlignedPhoto, method: str, models: DemoModels) -> Inversion:
     """Invert the aligned face with ``method`` (a label of :attr:`DemoModels.methods`)."""
+    from ..metrics.fidelity import psnr
+
     model = models.inversion_model(method)
     device = models.device
     start = time.perf_counter()
@@ -98,8 +100,6 @@ def invert_face(aligned: AlignedPhoto, method: str, models: DemoModels) -> Inver
         from ..utils.images import resize_images
 
         target = resize_images(target, tuple(reconstruction.shape[-2:]))
-    from ..metrics.fidelity import psnr
-
     identity = None
     if models.identity is not None:
         embeddings = models.identity(torch.cat([target, reconstruction]))
